@@ -1,0 +1,159 @@
+"""The ``kmop`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from kmop.errors import KmopError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kmop.demo import example_applicant, run_demo
+
+    if args.input:
+        try:
+            applicant = json.loads(Path(args.input).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KmopError(f"--input {args.input}: cannot be read as JSON ({exc})") from exc
+    else:
+        applicant = example_applicant()
+    result = run_demo(Path(args.out), applicant)
+    for document in result.documents:
+        print(f"{document['file']}  sha256={document['sha256']}")
+    print(f"dossier: {result.out / 'dossier.json'}  trust root: {result.out / 'pki' / 'root.pem'}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from signing.identities import load_certificates
+    from signing.verify import FileReport, verify_pdf
+
+    if not args.trust:
+        raise KmopError("--trust: give at least one trust root (PEM or DER file)")
+    roots = []
+    for path in args.trust:
+        try:
+            roots.extend(load_certificates(Path(path)))
+        except (OSError, ValueError) as exc:
+            raise KmopError(f"--trust {path}: not a readable certificate ({exc})") from exc
+    reports = []
+    for name in args.files:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            reports.append(FileReport(name=name, problems=[f"cannot be read ({exc.strerror})"]))
+            continue
+        reports.append(verify_pdf(data, roots, name=name))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(f"{report.name}: {'valid' if report.ok else 'INVALID'}")
+            for problem in report.problems:
+                print(f"  - {problem}")
+            for sig in report.signatures:
+                verdict = "valid" if sig.ok else "invalid"
+                print(f"  signature {sig.field_name}: {verdict}; signer: {sig.signer}; "
+                      f"signed: {sig.signing_time}; timestamp: {sig.timestamp_time or 'none'}")
+                for problem in sig.problems:
+                    print(f"    - {problem}")
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _worker(args: argparse.Namespace) -> int:
+    argv = ["dramatiq", "workers.app", "--processes", str(args.processes), "--threads", str(args.threads),
+            "--worker-shutdown-timeout", str(args.shutdown_timeout_ms)]
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    return EXIT_FAILED  # pragma: no cover - exec does not return
+
+
+def _submit_job(args: argparse.Namespace) -> int:
+    from workers.submit import submit_job
+
+    try:
+        payload = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KmopError(f"{args.file}: cannot be read as JSON ({exc})") from exc
+    message = submit_job(payload)
+    print(message.message_id)
+    return EXIT_OK
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from kmop.settings import load_settings
+    from workers.dead_letters import list_dead_letters
+    from workers.storage_factory import store_from_settings
+
+    letters = list_dead_letters(store_from_settings(load_settings()))
+    if args.json:
+        print(json.dumps(letters, indent=2, ensure_ascii=False))
+    for letter in [] if args.json else letters:
+        print(f"{letter['failed_at']}  {letter['message_id']}  {letter['error_type']}: {letter['reason']}")
+    return EXIT_OK
+
+
+def _pki(args: argparse.Namespace) -> int:
+    from signing.devpki import PASSPHRASE_ENV, generate_dev_pki
+
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not passphrase:
+        raise KmopError(f"{PASSPHRASE_ENV}: set it to the passphrase that will protect the keys")
+    pki = generate_dev_pki(Path(args.out), passphrase.encode())
+    print(f"development PKI written to {pki.directory}; trust root {pki.root_path}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kmop", description="kmop-docs: signed documents for kmo-portefeuille registration")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run a whole dossier on the embedded default (no Redis, no S3)")
+    demo.add_argument("--out", required=True, help="folder for the signed PDFs, dossier.json and pki/")
+    demo.add_argument("--input", help="applicant data (JSON); default: the example shipped in kmop/examples/")
+    demo.set_defaults(handler=_demo)
+
+    verify = commands.add_parser("verify", help="verify every signature of PDF files against trust roots")
+    verify.add_argument("files", nargs="+", metavar="FILE")
+    verify.add_argument("--trust", action="append", default=[], metavar="PEM", help="trust root certificate (repeatable)")
+    verify.add_argument("--json", action="store_true", help="print a JSON report")
+    verify.set_defaults(handler=_verify)
+
+    worker = commands.add_parser("worker", help="run dramatiq workers on the configured Redis broker")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=2)
+    worker.add_argument("--shutdown-timeout-ms", type=int, default=300_000)
+    worker.set_defaults(handler=_worker)
+
+    submit = commands.add_parser("submit-job", help="validate a job (JSON file) and enqueue it on the broker")
+    submit.add_argument("file")
+    submit.set_defaults(handler=_submit_job)
+
+    dead = commands.add_parser("dead-letters", help="list jobs that failed for good, with their reasons")
+    dead.add_argument("--json", action="store_true")
+    dead.set_defaults(handler=_dead_letters)
+
+    pki = commands.add_parser("dev-pki", help="generate a development PKI (keys encrypted with $KMOP_PKI_PASSPHRASE)")
+    pki.add_argument("--out", required=True)
+    pki.set_defaults(handler=_pki)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KmopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

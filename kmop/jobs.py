@@ -1,0 +1,73 @@
+"""A document job: which document of which dossier, with what data, under which idempotency key.
+
+The same dict travels as the dramatiq message argument (``DocumentJob.to_message``) and is read
+back with ``parse_job``, which validates everything before any work starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kmop.errors import InvalidJob, InvalidKeyPart
+from storage.keys import check_dossier_id
+from templates.catalog import DocumentKind, get_kind
+from templates.validation import validate_data
+
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_FIELDS = {"dossier_id", "kind", "data", "idempotency_key", "requested_by"}
+
+
+@dataclass(frozen=True)
+class DocumentJob:
+    dossier_id: str
+    kind: str
+    data: dict[str, Any]
+    idempotency_key: str
+    requested_by: str = "service"
+
+    @property
+    def document_kind(self) -> DocumentKind:
+        return get_kind(self.kind)
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "dossier_id": self.dossier_id,
+            "kind": self.kind,
+            "data": self.data,
+            "idempotency_key": self.idempotency_key,
+            "requested_by": self.requested_by,
+        }
+
+
+def parse_job(payload: Any) -> DocumentJob:
+    """A validated job, or ``InvalidJob`` naming the first field at fault."""
+    if not isinstance(payload, dict):
+        raise InvalidJob("job", "must be a JSON object")
+    unknown = sorted(set(payload) - _FIELDS)
+    if unknown:
+        raise InvalidJob(unknown[0], "is not a field of a document job")
+    for name in ("dossier_id", "kind", "data", "idempotency_key"):
+        if name not in payload:
+            raise InvalidJob(name, "is required")
+    try:
+        dossier_id = check_dossier_id(payload["dossier_id"])
+    except InvalidKeyPart as exc:
+        raise InvalidJob("dossier_id", str(exc).split(": ", 1)[1]) from None
+    kind_name = payload["kind"]
+    if not isinstance(kind_name, str):
+        raise InvalidJob("kind", "must be a string")
+    kind = get_kind(kind_name)
+    key = payload["idempotency_key"]
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidJob("idempotency_key", "must be 1-128 ASCII letters, digits or . _ : -")
+    requested_by = payload.get("requested_by", "service")
+    if not isinstance(requested_by, str) or not _ACTOR.fullmatch(requested_by):
+        raise InvalidJob("requested_by", "must be 1-128 ASCII letters, digits or . _ : @ -")
+    data = payload["data"]
+    if not isinstance(data, dict):
+        raise InvalidJob("data", "must be a JSON object")
+    validate_data(kind, data)
+    return DocumentJob(dossier_id, kind.name, data, key, requested_by)

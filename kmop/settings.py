@@ -1,0 +1,80 @@
+"""Configuration from the environment, read and validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmop.errors import KmopError
+
+
+class SettingsError(KmopError):
+    """An environment variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str  # "redis" or "stub" (in-process)
+    redis_url: str
+    redis_namespace: str
+    storage: str  # "s3" or "local"
+    local_storage_dir: Path
+    s3_endpoint: str | None
+    s3_bucket: str
+    s3_region: str
+    s3_access_key: str | None
+    s3_secret_key: str | None
+    identities_file: Path | None
+    tsa_url: str | None
+    converter_pool_size: int
+    conversion_timeout: float
+    converter_max_conversions: int
+    job_time_limit_ms: int
+    job_max_retries: int
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    identities = env.get("KMOP_IDENTITIES")
+    timeout = _int(env, "KMOP_CONVERSION_TIMEOUT", 60, 1, 3600)
+    return Settings(
+        broker=_choice(env, "KMOP_BROKER", "redis", ("redis", "stub")),
+        redis_url=env.get("KMOP_REDIS_URL") or "redis://127.0.0.1:6379/0",
+        redis_namespace=env.get("KMOP_REDIS_NAMESPACE") or "kmop",
+        storage=_choice(env, "KMOP_STORAGE", "s3", ("s3", "local")),
+        local_storage_dir=Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store"),
+        s3_endpoint=env.get("KMOP_S3_ENDPOINT") or None,
+        s3_bucket=env.get("KMOP_S3_BUCKET") or "kmop-documents",
+        s3_region=env.get("KMOP_S3_REGION") or "us-east-1",
+        s3_access_key=env.get("AWS_ACCESS_KEY_ID") or None,
+        s3_secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        identities_file=Path(identities) if identities else None,
+        tsa_url=env.get("KMOP_TSA_URL") or None,
+        converter_pool_size=_int(env, "KMOP_CONVERTER_POOL_SIZE", 1, 1, 64),
+        conversion_timeout=float(timeout),
+        converter_max_conversions=_int(env, "KMOP_CONVERTER_MAX_CONVERSIONS", 100, 1, 100_000),
+        job_time_limit_ms=_int(env, "KMOP_JOB_TIME_LIMIT_MS", (timeout + 120) * 1000, 1000, 86_400_000),
+        job_max_retries=_int(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
+    )

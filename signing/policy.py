@@ -1,0 +1,47 @@
+"""The signature policy per document kind, read from ``policy.json`` beside this file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+from kmop.errors import SigningError
+
+from .roles import Role
+
+
+class PadesLevel(str, Enum):
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+    @property
+    def needs_timestamp(self) -> bool:
+        return self is not PadesLevel.B_B
+
+
+@dataclass(frozen=True)
+class SignaturePolicy:
+    role: Role
+    level: PadesLevel
+    certify: bool
+
+
+@cache
+def _policies() -> dict[str, SignaturePolicy]:
+    raw = json.loads((Path(__file__).parent / "policy.json").read_text(encoding="utf-8"))
+    return {
+        kind: SignaturePolicy(Role(entry["role"]), PadesLevel(entry["level"]), bool(entry["certify"]))
+        for kind, entry in raw["kinds"].items()
+    }
+
+
+def policy_for(kind: str) -> SignaturePolicy:
+    try:
+        return _policies()[kind]
+    except KeyError:
+        raise SigningError(f"no signature policy for document kind {kind!r}") from None

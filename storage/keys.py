@@ -1,0 +1,68 @@
+"""The one place that names objects in the bucket.
+
+Layout::
+
+    dossiers/<dossier_id>/documents/<step:02d>-<kind>/v<version:04d>.pdf
+    dossiers/<dossier_id>/events/<sequence:08d>.json
+
+Every component is checked so that a key built from user input stays inside its dossier.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kmop.errors import InvalidKeyPart
+
+_DOSSIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+def check_dossier_id(dossier_id: str) -> str:
+    if not isinstance(dossier_id, str) or not _DOSSIER_ID.fullmatch(dossier_id):
+        raise InvalidKeyPart(
+            "dossier_id",
+            str(dossier_id),
+            "must be 1-64 ASCII letters, digits, '-' or '_', starting with a letter or digit",
+        )
+    return dossier_id
+
+
+def check_kind(kind: str) -> str:
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise InvalidKeyPart("kind", str(kind), "must be lower-case ASCII letters, digits or '_'")
+    return kind
+
+
+def dossier_prefix(dossier_id: str) -> str:
+    return f"dossiers/{check_dossier_id(dossier_id)}/"
+
+
+def document_prefix(dossier_id: str, step: int, kind: str) -> str:
+    if not isinstance(step, int) or not 1 <= step <= 99:
+        raise InvalidKeyPart("step", str(step), "must be a whole number from 1 to 99")
+    return f"{dossier_prefix(dossier_id)}documents/{step:02d}-{check_kind(kind)}/"
+
+
+def document_key(dossier_id: str, step: int, kind: str, version: int) -> str:
+    if not isinstance(version, int) or not 1 <= version <= 9999:
+        raise InvalidKeyPart("version", str(version), "must be a whole number from 1 to 9999")
+    return f"{document_prefix(dossier_id, step, kind)}v{version:04d}.pdf"
+
+
+def version_of(key: str) -> int:
+    """The version number of a key made by ``document_key``."""
+    name = key.rsplit("/", 1)[-1]
+    if not (name.startswith("v") and name.endswith(".pdf") and name[1:-4].isdigit()):
+        raise InvalidKeyPart("key", key, "is not a document key")
+    return int(name[1:-4])
+
+
+def events_prefix(dossier_id: str) -> str:
+    return f"{dossier_prefix(dossier_id)}events/"
+
+
+def event_key(dossier_id: str, sequence: int) -> str:
+    if not isinstance(sequence, int) or not 1 <= sequence <= 99_999_999:
+        raise InvalidKeyPart("sequence", str(sequence), "must be a whole number from 1 to 99999999")
+    return f"{events_prefix(dossier_id)}{sequence:08d}.json"

@@ -1,0 +1,60 @@
+"""The document kinds: one folder each under ``templates/``.
+
+A kind's folder holds ``template.docx`` (docxtpl), ``schema.json`` (JSON Schema of the data the
+template needs) and ``kind.json`` (title and workflow step). Adding or changing a template never
+needs a code change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from kmop.errors import UnknownDocumentKind
+
+TEMPLATES_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    name: str
+    title: str
+    step: int
+    template_version: str
+    directory: Path
+
+    @property
+    def template_path(self) -> Path:
+        return self.directory / "template.docx"
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return _load_json(self.directory / "schema.json")
+
+
+@cache
+def _load_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def kind_names() -> list[str]:
+    return sorted(p.parent.name for p in TEMPLATES_DIR.glob("*/kind.json"))
+
+
+@cache
+def get_kind(name: str) -> DocumentKind:
+    directory = TEMPLATES_DIR / name
+    manifest_path = directory / "kind.json"
+    if not isinstance(name, str) or "/" in name or not manifest_path.is_file():
+        raise UnknownDocumentKind(str(name), kind_names())
+    manifest = _load_json(manifest_path)
+    return DocumentKind(
+        name=name,
+        title=manifest["title"],
+        step=int(manifest["step"]),
+        template_version=str(manifest["template_version"]),
+        directory=directory,
+    )

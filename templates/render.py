@@ -1,0 +1,89 @@
+"""Renders a document kind's .docx template with validated data.
+
+Autoescaping is always on (a value with ``<``, ``&`` or quotes appears as given and cannot inject
+WordprocessingML) and undefined variables are errors (a missing field never prints blank).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import jinja2
+from docxtpl import DocxTemplate
+
+from kmop.errors import RenderError
+from kmop.identifiers import InvalidIdentifier, format_enterprise_number, format_iban
+
+from .catalog import DocumentKind
+
+_MONTHS_NL = (
+    "januari", "februari", "maart", "april", "mei", "juni",
+    "juli", "augustus", "september", "oktober", "november", "december",
+)
+
+
+def dutch_date(value: str | dt.date) -> str:
+    """``2026-11-29`` -> ``29 november 2026``."""
+    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+    return f"{day.day} {_MONTHS_NL[day.month - 1]} {day.year}"
+
+
+def euro(value: str | int | float | Decimal) -> str:
+    """``2400`` -> ``€ 2.400,00`` (Belgian notation)."""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise RenderError(f"not an amount: {value!r}") from exc
+    whole, cents = f"{amount:,.2f}".split(".")
+    return f"€ {whole.replace(',', '.')},{cents}"
+
+
+def _enterprise_number(value: str) -> str:
+    try:
+        return format_enterprise_number(value)
+    except InvalidIdentifier as exc:
+        raise RenderError(f"not an enterprise number: {value!r} ({exc})") from exc
+
+
+def _iban(value: str) -> str:
+    try:
+        return format_iban(value)
+    except InvalidIdentifier as exc:
+        raise RenderError(f"not an IBAN: {value!r} ({exc})") from exc
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
+    env.filters.update(
+        dutch_date=dutch_date, euro=euro, enterprise_number=_enterprise_number, iban=_iban
+    )
+    return env
+
+
+@cache
+def _template_bytes(kind: DocumentKind) -> bytes:
+    return kind.template_path.read_bytes()
+
+
+def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any]) -> bytes:
+    """The rendered .docx as bytes.
+
+    ``data`` is the job's validated template data; ``envelope`` is what every document carries
+    besides (dossier id, document id, issue time), available in the template as ``doc``.
+    """
+    template = DocxTemplate(io.BytesIO(_template_bytes(kind)))
+    context = dict(data)
+    context["doc"] = envelope
+    try:
+        template.render(context, jinja_env=_environment(), autoescape=True)
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"template {kind.name!r} needs a value the data does not give: {exc}") from exc
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"template {kind.name!r} could not be rendered: {exc}") from exc
+    out = io.BytesIO()
+    template.save(out)
+    return out.getvalue()

@@ -1,0 +1,100 @@
+"""Validates a job's template data against its kind's JSON Schema.
+
+Besides the standard formats (``date``, ``email``) the schemas may use ``be-enterprise-number``,
+``iban`` and ``bic``. Strings may not hold control characters (other than tab and newline): they
+cannot be written into a document faithfully.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from jsonschema.exceptions import ValidationError, best_match
+
+from kmop.errors import InvalidJob
+from kmop.identifiers import BIC_PATTERN, InvalidIdentifier, normalise_enterprise_number, normalise_iban
+
+from .catalog import TEMPLATES_DIR, DocumentKind
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+format_checker = FormatChecker()
+
+
+@format_checker.checks("be-enterprise-number", raises=InvalidIdentifier)
+def _enterprise_number(value: object) -> bool:
+    return not isinstance(value, str) or bool(normalise_enterprise_number(value))
+
+
+@format_checker.checks("iban", raises=InvalidIdentifier)
+def _iban(value: object) -> bool:
+    return not isinstance(value, str) or bool(normalise_iban(value))
+
+
+@format_checker.checks("bic")
+def _bic(value: object) -> bool:
+    return not isinstance(value, str) or bool(BIC_PATTERN.fullmatch(value))
+
+
+def _field_path(error: ValidationError, root: str) -> str:
+    parts = [root]
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    if error.validator == "required":
+        missing = re.match(r"'([^']+)'", error.message)
+        if missing:
+            parts.append(f".{missing.group(1)}")
+    if error.validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", error.message)
+        if extra:
+            parts.append(f".{extra[0]}")
+    return "".join(parts)
+
+
+def _reason(error: ValidationError) -> str:
+    if error.validator == "required":
+        return "is required"
+    if error.validator == "additionalProperties":
+        return "is not a field of this document kind"
+    if error.validator == "format" and error.cause is not None:
+        return f"is not a valid {error.validator_value}: {error.cause}"
+    if error.validator == "const":
+        return f"must be {json.dumps(error.validator_value)}"
+    return error.message
+
+
+def _check_strings(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found:
+            raise InvalidJob(path, f"contains the control character U+{ord(found.group()):04X}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_strings(item, f"{path}[{index}]")
+
+
+@cache
+def _registry() -> Registry:
+    common = json.loads((TEMPLATES_DIR / "common.schema.json").read_text(encoding="utf-8"))
+    return Registry().with_resource(common["$id"], Resource.from_contents(common))
+
+
+@cache
+def _validator(kind: DocumentKind) -> Draft202012Validator:
+    return Draft202012Validator(kind.schema, format_checker=format_checker, registry=_registry())
+
+
+def validate_data(kind: DocumentKind, data: Any, root: str = "data") -> None:
+    """Raise ``InvalidJob`` naming the most relevant offending field (jsonschema's best match)."""
+    error = best_match(_validator(kind).iter_errors(data))
+    if error is not None:
+        raise InvalidJob(_field_path(error, root), _reason(error))
+    _check_strings(data, root)

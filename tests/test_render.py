@@ -1,0 +1,63 @@
+"""Rendering: autoescaped values, strict undefined variables, a well-formed .docx."""
+
+from __future__ import annotations
+
+import copy
+import io
+import zipfile
+from typing import Any
+
+import pytest
+from docx import Document
+from lxml import etree
+
+from kmop.demo import dossier_jobs, example_applicant
+from kmop.errors import RenderError
+from templates.catalog import get_kind, kind_names
+from templates.render import dutch_date, euro, render_docx
+
+ENVELOPE = {"dossier_id": "D-1", "document_id": "doc-1", "kind_title": "Verklaring op eer",
+            "template_version": "1", "issued_at": "2026-11-29 10:00 CET"}
+HOSTILE = 'Quote "dubbel" & \'enkel\' <w:t>injectie</w:t></w:r> ]]> Zoë Łódź 東京 مرحبا'
+
+
+@pytest.fixture
+def data() -> dict[str, Any]:
+    return copy.deepcopy(dossier_jobs(example_applicant())[0].data)
+
+
+def _text(docx: bytes) -> str:
+    document = Document(io.BytesIO(docx))
+    parts = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        parts.extend(cell.text for row in table.rows for cell in row.cells)
+    return "\n".join(parts)
+
+
+def test_every_kind_has_template_and_schema() -> None:
+    for name in kind_names():
+        kind = get_kind(name)
+        assert kind.template_path.is_file(), name
+        assert kind.schema["type"] == "object", name
+
+
+def test_hostile_value_appears_exactly_and_docx_stays_well_formed(data: dict[str, Any]) -> None:
+    data["provider"]["name"] = HOSTILE
+    docx = render_docx(get_kind("sworn_statement"), data, ENVELOPE)
+    with zipfile.ZipFile(io.BytesIO(docx)) as archive:
+        xml = archive.read("word/document.xml")
+    etree.fromstring(xml)  # raises on malformed XML
+    assert b"<w:t>injectie</w:t></w:r>" not in xml
+    assert HOSTILE in _text(docx)
+
+
+def test_missing_value_fails_instead_of_printing_blank(data: dict[str, Any]) -> None:
+    del data["signatory"]["place"]
+    with pytest.raises(RenderError, match="place"):
+        render_docx(get_kind("sworn_statement"), data, ENVELOPE)
+
+
+def test_dutch_formats() -> None:
+    assert dutch_date("2026-02-01") == "1 februari 2026"
+    assert euro(2400) == "€ 2.400,00"
+    assert euro("1234567.5") == "€ 1.234.567,50"

@@ -1,0 +1,72 @@
+"""The dramatiq broker and its middleware, configured from the settings.
+
+``install_broker`` sets dramatiq's global broker once per process; the actors module calls it
+before it declares its actors, so ``dramatiq workers.app`` and in-process use both work.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from kmop.settings import Settings, load_settings
+
+from .dead_letters import DeadLetterRecorder
+from .retry_policy import MAX_BACKOFF_MS, MIN_BACKOFF_MS, make_retry_when
+
+QUEUE = "documents"
+
+_lock = threading.Lock()
+_installed: dramatiq.Broker | None = None
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from .runtime import get_runtime
+
+    return get_runtime().store
+
+
+def middleware_for(settings: Settings) -> list[dramatiq.Middleware]:
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=settings.job_time_limit_ms, interval=1000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        DeadLetterRecorder(_store),
+        Retries(
+            max_retries=settings.job_max_retries,
+            min_backoff=MIN_BACKOFF_MS,
+            max_backoff=MAX_BACKOFF_MS,
+            retry_when=make_retry_when(settings.job_max_retries),
+        ),
+        CurrentMessage(),
+    ]
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    middleware = middleware_for(settings)
+    if settings.broker == "stub":
+        return StubBroker(middleware=middleware)
+    return RedisBroker(url=settings.redis_url, namespace=settings.redis_namespace, middleware=middleware)
+
+
+def install_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    global _installed
+    with _lock:
+        if _installed is None:
+            _installed = build_broker(settings or load_settings())
+            dramatiq.set_broker(_installed)
+        return _installed

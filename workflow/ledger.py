@@ -1,0 +1,137 @@
+"""The dossier ledger: an append-only, hash-chained event log per dossier, kept in object storage.
+
+Each event is one object (``storage.keys.event_key``) created with a conditional create, so two
+writers racing for the same sequence number cannot both win; the loser re-reads and tries the
+next number. Each event carries the SHA-256 of the previous event, so the history is
+tamper-evident. Appending is idempotent: an event whose idempotency key is already in the log is
+returned as it was recorded, not written again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kmop.errors import KmopError, ObjectExists
+from storage.base import DocumentStore
+from storage.keys import event_key, events_prefix
+
+GENESIS = "0" * 64
+_MAX_RACE_ATTEMPTS = 50
+
+
+class LedgerCorrupted(KmopError):
+    """The stored history does not hash-chain: an event was altered, removed or inserted."""
+
+
+@dataclass(frozen=True)
+class Event:
+    dossier_id: str
+    sequence: int
+    type: str
+    idempotency_key: str
+    actor: str
+    at: str
+    payload: dict[str, Any]
+    previous_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dossier_id": self.dossier_id,
+            "sequence": self.sequence,
+            "type": self.type,
+            "idempotency_key": self.idempotency_key,
+            "actor": self.actor,
+            "at": self.at,
+            "payload": self.payload,
+            "previous_hash": self.previous_hash,
+            "hash": self.hash,
+        }
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _event_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical({k: v for k, v in body.items() if k != "hash"})).hexdigest()
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    def __init__(self, store: DocumentStore, clock: Callable[[], str] = _utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def history(self, dossier_id: str) -> list[Event]:
+        """Every event of the dossier in order; ``LedgerCorrupted`` if the chain is broken."""
+        events: list[Event] = []
+        previous = GENESIS
+        for index, key in enumerate(self.store.list(events_prefix(dossier_id)), start=1):
+            body = json.loads(self.store.get(key))
+            if body.get("sequence") != index or key != event_key(dossier_id, index):
+                raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is missing or misplaced")
+            if body.get("previous_hash") != previous or _event_hash(body) != body.get("hash"):
+                raise LedgerCorrupted(f"dossier {dossier_id}: event {index} does not match its hash chain")
+            events.append(Event(**body))
+            previous = body["hash"]
+        return events
+
+    def find(self, dossier_id: str, idempotency_key: str) -> Event | None:
+        for event in self.history(dossier_id):
+            if event.idempotency_key == idempotency_key:
+                return event
+        return None
+
+    def append(
+        self,
+        dossier_id: str,
+        type: str,
+        idempotency_key: str,
+        actor: str,
+        payload: dict[str, Any],
+        check: Callable[[list[Event]], None] | None = None,
+    ) -> tuple[Event, bool]:
+        """Record an event once; returns it and whether this call created it.
+
+        ``check`` sees the history before the append and raises to refuse it; it runs again
+        whenever a racing writer took the sequence number first.
+        """
+        for _ in range(_MAX_RACE_ATTEMPTS):
+            history = self.history(dossier_id)
+            for event in history:
+                if event.idempotency_key == idempotency_key:
+                    return event, False
+            if check is not None:
+                check(history)
+            sequence = len(history) + 1
+            body: dict[str, Any] = {
+                "dossier_id": dossier_id,
+                "sequence": sequence,
+                "type": type,
+                "idempotency_key": idempotency_key,
+                "actor": actor,
+                "at": self.clock(),
+                "payload": payload,
+                "previous_hash": history[-1].hash if history else GENESIS,
+            }
+            body["hash"] = _event_hash(body)
+            try:
+                self.store.put_once(
+                    event_key(dossier_id, sequence),
+                    _canonical(body),
+                    "application/json",
+                    {"idempotency-key": idempotency_key},
+                )
+            except ObjectExists:
+                continue
+            return Event(**body), True
+        raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
