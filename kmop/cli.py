@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from kmop.errors import KmopError
+from kmop.errors import KmopError, StorageUnavailable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -100,6 +101,26 @@ def _dead_letters(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _init_storage(args: argparse.Namespace) -> int:
+    from kmop.settings import load_settings
+    from storage.s3 import S3Store
+    from workers.storage_factory import store_from_settings
+
+    store = store_from_settings(load_settings())
+    if isinstance(store, S3Store):
+        deadline = time.monotonic() + args.wait
+        while True:
+            try:
+                store.ensure_bucket()
+                break
+            except StorageUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    print("storage ready")
+    return EXIT_OK
+
+
 def _pki(args: argparse.Namespace) -> int:
     from signing.devpki import PASSPHRASE_ENV, generate_dev_pki
 
@@ -139,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     dead = commands.add_parser("dead-letters", help="list jobs that failed for good, with their reasons")
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=_dead_letters)
+
+    init = commands.add_parser("init-storage", help="create the configured bucket if it does not exist")
+    init.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the endpoint")
+    init.set_defaults(handler=_init_storage)
 
     pki = commands.add_parser("dev-pki", help="generate a development PKI (keys encrypted with $KMOP_PKI_PASSPHRASE)")
     pki.add_argument("--out", required=True)

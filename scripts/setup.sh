@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libreoffice-writer-nogui python3-uno poppler-utils fonts-dejavu-core fonts-liberation2
+APT_PACKAGES=(libreoffice-writer-nogui python3-uno poppler-utils fonts-dejavu-core fonts-liberation2 fonts-noto-core fonts-noto-cjk
               redis-server softhsm2 libnss3-tools python3-venv tzdata)
 
 missing=()

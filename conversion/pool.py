@@ -1,0 +1,280 @@
+"""A pool of warm LibreOffice instances converting .docx to PDF/A-2b."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from conversion.executables import find_soffice, find_uno_python, unoserver_pythonpath
+from conversion.instance import ConverterInstance, InstanceGone, InstanceSettings, InstanceTimedOut
+from conversion.ports import LoopbackPorts
+from kmop.errors import ConversionError, ConversionTimeout
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Counters since the pool started.
+
+    ``restarts`` counts every replacement of a running or dead instance (recycling after
+    ``max_conversions``, after a crash, after a timeout), not the initial starts.
+    """
+
+    size: int
+    conversions: int
+    restarts: int
+    timeouts: int
+    crashes: int
+
+
+class ConverterPool:
+    """Owns ``size`` long-lived LibreOffice instances (unoserver) and converts .docx to PDF/A-2b.
+
+    ``convert()`` is thread-safe. Each call takes a free instance, waiting as long as it takes
+    for one, so at most ``size`` conversions run at once. Each conversion is bounded by
+    ``conversion_timeout`` (or the ``timeout`` of the call); the time spent waiting for a free
+    instance or for a restart is not counted.
+
+    Supervision:
+
+    * a conversion that times out gets its instance killed (SIGKILL to its process group) and
+      replaced, then raises ConversionTimeout;
+    * an instance found dead, or dying during a conversion, is replaced and the conversion tried
+      once more; a second failure raises ConversionError;
+    * after ``max_conversions`` conversions an instance is restarted before its next use, which
+      bounds LibreOffice's memory growth;
+    * a document LibreOffice cannot read raises ConversionError and leaves the instance alone.
+
+    Restarts happen in the calling thread: the call that finds a dead or worn-out instance
+    waits for its replacement (a few seconds). ``close()`` stops every instance, including
+    busy ones, whose callers then get a ConversionError. Always ``close()`` the pool (or use it
+    as a context manager): it registers no exit hook, and its processes outlive a forgotten
+    pool.
+
+    ``soffice`` and ``uno_python`` default to ``$KMOP_SOFFICE`` / ``$KMOP_UNO_PYTHON``, then to
+    what is found on the system (see :mod:`conversion.executables`).
+    """
+
+    def __init__(
+        self,
+        size: int = 1,
+        conversion_timeout: float = 60.0,
+        max_conversions: int = 100,
+        start_timeout: float = 60.0,
+        *,
+        soffice: str | None = None,
+        uno_python: str | None = None,
+        stop_grace: float = 5.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        if max_conversions < 1:
+            raise ValueError(f"max_conversions must be at least 1, got {max_conversions}")
+        for name, value in (("conversion_timeout", conversion_timeout), ("start_timeout", start_timeout)):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.size = size
+        self.conversion_timeout = conversion_timeout
+        self.max_conversions = max_conversions
+        self.start_timeout = start_timeout
+        self._soffice = soffice
+        self._uno_python = uno_python
+        self._stop_grace = stop_grace
+
+        self._condition = threading.Condition()
+        self._idle: deque[ConverterInstance] = deque()
+        self._instances: list[ConverterInstance] = []
+        self._work_dir: Path | None = None
+        self._started = False
+        self._closed = False
+
+        self._stats_lock = threading.Lock()
+        self._conversions = 0
+        self._restarts = 0
+        self._timeouts = 0
+        self._crashes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start all instances in parallel and return when every one answers.
+
+        Raises ConversionError (and leaves nothing running) if any instance fails to start.
+        """
+        with self._condition:
+            if self._closed:
+                raise ConversionError("the converter pool is closed")
+            if self._started:
+                return
+            self._started = True
+        try:
+            soffice = find_soffice(self._soffice)
+            uno_python = find_uno_python(soffice, self._uno_python)
+            self._work_dir = Path(tempfile.mkdtemp(prefix="kmop-conversion-"))
+            settings = InstanceSettings(
+                soffice=soffice,
+                uno_python=uno_python,
+                pythonpath=unoserver_pythonpath(self._work_dir / "pythonpath"),
+                start_timeout=self.start_timeout,
+                stop_grace=self._stop_grace,
+            )
+            ports = LoopbackPorts()
+            self._instances = [
+                ConverterInstance(f"converter-{number}", self._work_dir / f"instance-{number}", settings, ports)
+                for number in range(1, self.size + 1)
+            ]
+            self._run_on_all(ConverterInstance.start)
+        except BaseException:
+            self.close()
+            raise
+        with self._condition:
+            self._idle.extend(self._instances)
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Stop every instance (SIGTERM, SIGKILL after the grace period) and remove their files.
+
+        Idempotent. Callers waiting for an instance get a ConversionError.
+        """
+        with self._condition:
+            if self._closed:
+                return
+            self._closed = True
+            self._condition.notify_all()
+        if self._instances:
+            self._run_on_all(ConverterInstance.close, raise_first=False)
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+
+    def __enter__(self) -> ConverterPool:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- work ------------------------------------------------------------------------------
+
+    def convert(self, docx: bytes, timeout: float | None = None) -> bytes:
+        """Convert a .docx document to PDF/A-2b with all fonts embedded.
+
+        ``timeout`` overrides ``conversion_timeout`` for this call. Raises ConversionTimeout
+        when the conversion takes longer, ConversionError when it fails otherwise.
+        """
+        limit = self.conversion_timeout if timeout is None else timeout
+        if limit <= 0:
+            raise ValueError(f"timeout must be positive, got {limit}")
+        instance = self._acquire()
+        try:
+            return self._convert_on(instance, docx, limit)
+        finally:
+            self._release(instance)
+
+    def stats(self) -> PoolStats:
+        with self._stats_lock:
+            return PoolStats(self.size, self._conversions, self._restarts, self._timeouts, self._crashes)
+
+    def process_group_ids(self) -> list[int]:
+        """Process group ids of the running instances (each is also its unoserver's pid)."""
+        return [pgid for instance in self._instances if (pgid := instance.process_group_id) is not None]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _convert_on(self, instance: ConverterInstance, docx: bytes, limit: float) -> bytes:
+        self._prepare(instance)
+        for attempt in (1, 2):
+            try:
+                pdf = instance.convert(docx, limit)
+            except InstanceTimedOut as timed_out:
+                self._count(timeouts=1)
+                self._replace_after_timeout(instance)
+                raise ConversionTimeout(
+                    f"the conversion took longer than {limit:g} s; its LibreOffice instance was replaced"
+                ) from timed_out
+            except InstanceGone as gone:
+                if self._closed:
+                    raise ConversionError("the converter pool was closed during the conversion") from gone
+                self._count(crashes=1)
+                logger.warning("%s: %s; restarting it (attempt %d)", instance.name, gone, attempt)
+                self._restart(instance)
+                if attempt == 2:
+                    raise ConversionError(
+                        f"LibreOffice failed twice on this document, the last time with: {gone}"
+                    ) from gone
+                continue
+            self._count(conversions=1)
+            return pdf
+        raise AssertionError("unreachable")
+
+    def _prepare(self, instance: ConverterInstance) -> None:
+        """Make sure the instance is running and not worn out before it gets a document."""
+        if not instance.started:  # an earlier restart failed
+            self._restart(instance)
+        elif not instance.alive():
+            self._count(crashes=1)
+            logger.warning("%s: found dead; restarting it", instance.name)
+            self._restart(instance)
+        elif instance.conversions_since_start >= self.max_conversions:
+            logger.info("%s: recycling after %d conversions", instance.name, instance.conversions_since_start)
+            instance.stop()
+            self._restart(instance)
+
+    def _restart(self, instance: ConverterInstance) -> None:
+        self._count(restarts=1)
+        instance.start()
+
+    def _replace_after_timeout(self, instance: ConverterInstance) -> None:
+        instance.kill()
+        if self._closed:
+            return
+        try:
+            self._restart(instance)
+        except ConversionError:
+            # The caller's problem is the timeout; the next user of this instance retries the start.
+            logger.exception("%s: could not be restarted after a timeout", instance.name)
+
+    def _acquire(self) -> ConverterInstance:
+        with self._condition:
+            if not self._started:
+                raise RuntimeError("ConverterPool.start() was not called")
+            while not self._idle and not self._closed:
+                self._condition.wait()
+            if self._closed:
+                raise ConversionError("the converter pool is closed")
+            return self._idle.popleft()
+
+    def _release(self, instance: ConverterInstance) -> None:
+        with self._condition:
+            self._idle.append(instance)
+            self._condition.notify()
+
+    def _count(self, conversions: int = 0, restarts: int = 0, timeouts: int = 0, crashes: int = 0) -> None:
+        with self._stats_lock:
+            self._conversions += conversions
+            self._restarts += restarts
+            self._timeouts += timeouts
+            self._crashes += crashes
+
+    def _run_on_all(self, action: Callable[[ConverterInstance], None], raise_first: bool = True) -> None:
+        """Run ``action`` on every instance in parallel; re-raise the first failure."""
+        with ThreadPoolExecutor(max_workers=len(self._instances), thread_name_prefix="converter") as executor:
+            futures = [executor.submit(action, instance) for instance in self._instances]
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        for error in errors[1:] if raise_first else errors:
+            logger.error("converter pool: %s", error)
+        if raise_first and errors:
+            raise errors[0]

@@ -1,0 +1,306 @@
+"""The converter pool against a real LibreOffice: output, concurrency and supervision.
+
+One pool of two instances serves most tests; a fixture converts once on each instance before a
+test, so an instance a previous test killed is replaced before the test starts counting.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docx
+import pypdf
+import pytest
+
+from conversion import ConverterPool, PoolStats, convert_cold
+from kmop.errors import ConversionError, ConversionTimeout
+from tests.pdftools import pdftotext
+
+MIXED_TEXT = 'Zoë Ünal – Łódź – 東京 <b>&amp; "quoted" & \'single\' </b>'
+PDFA_ID_NS = "http://www.aiim.org/pdfa/ns/id/"
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_pool() -> Iterator[ConverterPool]:
+    with ConverterPool(size=2, conversion_timeout=60.0, max_conversions=100) as pool:
+        yield pool
+
+
+@pytest.fixture
+def pool(shared_pool: ConverterPool) -> ConverterPool:
+    """The shared pool with every instance running: conversions rotate through the instances."""
+    for _ in range(shared_pool.size):
+        shared_pool.convert(make_docx("warm-up"))
+    return shared_pool
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def test_pdf_contains_the_document_text_with_markup_characters_and_non_latin_script(
+    pool: ConverterPool, tmp_path: Path
+) -> None:
+    pdf = pool.convert(make_docx("Registration certificate", MIXED_TEXT))
+
+    text = pdf_text(pdf, tmp_path)
+    assert "Registration certificate" in text
+    assert MIXED_TEXT in text
+
+
+def test_pdf_declares_pdfa_2b_and_embeds_every_font(pool: ConverterPool, tmp_path: Path) -> None:
+    pdf = pool.convert(make_docx("Sworn statement", MIXED_TEXT))
+
+    assert pdfa_identification(pdf) == ("2", "B")
+    fonts = pdf_fonts(pdf, tmp_path)
+    assert fonts, "the PDF uses no fonts at all"
+    assert [font for font in fonts if font["emb"] != "yes"] == []
+
+
+def test_cold_conversion_produces_the_same_kind_of_pdf(tmp_path: Path) -> None:
+    pdf = convert_cold(make_docx("Audit report", MIXED_TEXT))
+
+    assert MIXED_TEXT in pdf_text(pdf, tmp_path)
+    assert pdfa_identification(pdf) == ("2", "B")
+    assert all(font["emb"] == "yes" for font in pdf_fonts(pdf, tmp_path))
+
+
+def test_unreadable_document_raises_conversion_error_and_keeps_the_instance(pool: ConverterPool) -> None:
+    groups_before = sorted(pool.process_group_ids())
+    before = pool.stats()
+
+    with pytest.raises(ConversionError, match="Could not load document") as raised:
+        pool.convert(b"this is not a docx file")
+
+    assert not isinstance(raised.value, ConversionTimeout)
+    assert sorted(pool.process_group_ids()) == groups_before
+    assert pool.stats().restarts == before.restarts
+    assert pool.convert(make_docx("still working")).startswith(b"%PDF")
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_two_threads_convert_at_once_on_a_pool_of_two(pool: ConverterPool, tmp_path: Path) -> None:
+    texts = ["Quote for dossier A", "Quote for dossier B"]
+    results: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(texts))
+
+    def convert(text: str) -> None:
+        document = make_docx(text)
+        barrier.wait()
+        try:
+            results[text] = pool.convert(document)
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=convert, args=(text,)) for text in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert errors == []
+    for text in texts:
+        assert text in pdf_text(results[text], tmp_path)
+
+
+# -- supervision ---------------------------------------------------------------------------
+
+
+def test_instance_is_recycled_after_max_conversions() -> None:
+    with ConverterPool(size=1, max_conversions=2) as pool:
+        first_group = pool.process_group_ids()
+
+        pdfs = [pool.convert(make_docx(f"Document {number}")) for number in range(3)]
+
+        assert all(pdf.startswith(b"%PDF") for pdf in pdfs)
+        assert pool.stats() == PoolStats(size=1, conversions=3, restarts=1, timeouts=0, crashes=0)
+        assert pool.process_group_ids() != first_group
+
+
+def test_killed_instances_are_replaced_before_the_next_conversion(pool: ConverterPool) -> None:
+    killed = pool.process_group_ids()
+    before = pool.stats()
+    for group in killed:
+        os.killpg(group, signal.SIGKILL)
+    wait_until_dead(killed)
+
+    pdfs = [pool.convert(make_docx("after the crash")) for _ in killed]
+
+    assert all(pdf.startswith(b"%PDF") for pdf in pdfs)
+    after = pool.stats()
+    assert after.crashes - before.crashes == len(killed)
+    assert after.restarts - before.restarts == len(killed)
+    assert set(pool.process_group_ids()).isdisjoint(killed)
+
+
+def test_conversion_survives_its_instance_dying_while_it_waits(pool: ConverterPool) -> None:
+    # Freeze every instance so the conversion is stuck on one of them, then kill them all.
+    groups = pool.process_group_ids()
+    before = pool.stats()
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    outcome: list[bytes | BaseException] = []
+
+    def convert() -> None:
+        try:
+            outcome.append(pool.convert(make_docx("retried on a fresh instance"), timeout=60))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            outcome.append(error)
+
+    converting = threading.Thread(target=convert)
+    converting.start()
+    time.sleep(0.5)  # let the request reach the frozen server; if not, the pool sees a dead one
+    for group in groups:
+        os.killpg(group, signal.SIGKILL)
+    converting.join(120)
+
+    assert len(outcome) == 1 and isinstance(outcome[0], bytes), outcome
+    assert outcome[0].startswith(b"%PDF")
+    assert pool.stats().crashes > before.crashes
+    assert pool.stats().timeouts == before.timeouts
+
+
+def test_timeout_raises_and_the_pool_converts_again_afterwards(pool: ConverterPool, tmp_path: Path) -> None:
+    before = pool.stats()
+
+    with pytest.raises(ConversionTimeout):
+        pool.convert(make_docx("too slow"), timeout=0.01)
+
+    after_timeout = pool.stats()
+    assert after_timeout.timeouts == before.timeouts + 1
+    assert after_timeout.restarts == before.restarts + 1
+    for _ in range(pool.size):
+        assert "on time" in pdf_text(pool.convert(make_docx("on time")), tmp_path)
+
+
+def test_start_failure_names_the_interpreter_and_quotes_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # This interpreter has unoserver but no uno module: the classic misconfiguration.
+    monkeypatch.setenv("KMOP_UNO_PYTHON", sys.executable)
+    pool = ConverterPool(size=1, start_timeout=30)
+
+    with pytest.raises(ConversionError) as raised:
+        pool.start()
+
+    message = str(raised.value)
+    assert sys.executable in message
+    assert "No module named 'uno'" in message
+    assert pool.process_group_ids() == []
+
+
+def test_close_stops_every_process_and_removes_the_profiles() -> None:
+    pool = ConverterPool(size=2)
+    pool.start()
+    groups = pool.process_group_ids()
+    work_dir = pool_work_dir(groups[0])
+    assert pool.convert(make_docx("before close")).startswith(b"%PDF")
+
+    pool.close()
+
+    assert live_processes(lambda pid, group, cmdline: group in groups or str(work_dir) in cmdline) == []
+    assert not work_dir.exists()
+    with pytest.raises(ConversionError, match="closed"):
+        pool.convert(make_docx("after close"))
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def make_docx(*paragraphs: str) -> bytes:
+    document = docx.Document()
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def pdf_text(pdf: bytes, directory: Path) -> str:
+    path = directory / "text.pdf"
+    path.write_bytes(pdf)
+    return pdftotext(path)
+
+
+def pdfa_identification(pdf: bytes) -> tuple[str | None, str | None]:
+    """(part, conformance) from the PDF's XMP metadata, as attributes or elements."""
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    metadata = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    root = ElementTree.fromstring(metadata)
+
+    def value(name: str) -> str | None:
+        qualified = f"{{{PDFA_ID_NS}}}{name}"
+        for element in root.iter():
+            if element.tag == qualified:
+                return (element.text or "").strip()
+            if qualified in element.attrib:
+                return element.attrib[qualified].strip()
+        return None
+
+    return value("part"), value("conformance")
+
+
+def pdf_fonts(pdf: bytes, directory: Path) -> list[dict[str, str]]:
+    """pdffonts' table as dicts; columns are cut where its dashed header line has gaps."""
+    path = directory / "fonts.pdf"
+    path.write_bytes(pdf)
+    lines = subprocess.run(
+        ["pdffonts", str(path)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    header, dashes, rows = lines[0], lines[1], lines[2:]
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for part in dashes.split(" "):
+        if part:
+            spans.append((start, start + len(part)))
+        start += len(part) + 1
+    names = [header[begin:end].strip() for begin, end in spans]
+    return [{name: row[begin:end].strip() for name, (begin, end) in zip(names, spans)} for row in rows if row.strip()]
+
+
+def live_processes(match: Callable[[int, int, str], bool]) -> list[str]:
+    """Running (not zombie) processes for which ``match(pid, process_group, cmdline)`` holds.
+
+    Zombies are left out: where PID 1 does not reap orphans (this sandbox), a SIGKILLed
+    soffice.bin stays a zombie, which holds no memory, files or ports.
+    """
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state, _parent, group = stat[stat.rindex(")") + 2 :].split()[:3]
+        if state != "Z" and match(int(proc.name), int(group), cmdline):
+            found.append(f"{proc.name} {state} {cmdline}")
+    return found
+
+
+def wait_until_dead(groups: list[int]) -> None:
+    """Wait until no process of ``groups`` is running any more (bounded, not a timing assertion)."""
+    deadline = time.monotonic() + 30
+    while live_processes(lambda pid, group, cmdline: group in groups):
+        assert time.monotonic() < deadline, "killed processes did not die"
+        time.sleep(0.05)
+
+
+def pool_work_dir(process_group: int) -> Path:
+    """The pool's work directory, read from unoserver's ``--user-installation <dir>/instance-N/profile-M``."""
+    arguments = Path(f"/proc/{process_group}/cmdline").read_bytes().split(b"\0")
+    profile = Path(arguments[arguments.index(b"--user-installation") + 1].decode())
+    return profile.parent.parent

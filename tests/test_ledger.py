@@ -1,0 +1,90 @@
+"""The dossier ledger: ordered, hash-chained, idempotent, one winner per sequence number."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from kmop.errors import InvalidKeyPart
+from storage.keys import document_key, event_key
+from workflow.ledger import GENESIS, Ledger, LedgerCorrupted
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "local":
+        from storage.local import LocalFolderStore
+
+        return LocalFolderStore(tmp_path / "store")
+    return request.getfixturevalue("s3_store")
+
+
+def test_events_chain_in_order(store) -> None:
+    ledger = Ledger(store)
+    first, created = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    second, _ = ledger.append("D-1", "document_stored", "k2", "auditor", {"n": 2})
+    assert created and first.previous_hash == GENESIS
+    assert second.previous_hash == first.hash
+    assert [e.sequence for e in ledger.history("D-1")] == [1, 2]
+    assert ledger.history("D-2") == []
+
+
+def test_append_with_known_idempotency_key_returns_the_recorded_event(store) -> None:
+    ledger = Ledger(store)
+    first, _ = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    again, created = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 999})
+    assert not created and again == first
+    assert len(ledger.history("D-1")) == 1
+
+
+def test_refusing_check_leaves_history_unchanged(store) -> None:
+    ledger = Ledger(store)
+    ledger.append("D-1", "document_stored", "k1", "applicant", {})
+
+    def refuse(history) -> None:
+        raise ValueError(f"refused after {len(history)} events")
+
+    with pytest.raises(ValueError, match="after 1 events"):
+        ledger.append("D-1", "document_stored", "k2", "applicant", {}, check=refuse)
+    assert len(ledger.history("D-1")) == 1
+
+
+def test_altered_event_is_detected(tmp_path: Path) -> None:
+    from storage.local import LocalFolderStore
+
+    store = LocalFolderStore(tmp_path / "store")
+    ledger = Ledger(store)
+    ledger.append("D-1", "document_stored", "k1", "applicant", {"sha256": "a" * 64})
+    ledger.append("D-1", "document_stored", "k2", "applicant", {"sha256": "b" * 64})
+    path = tmp_path / "store" / event_key("D-1", 1)
+    body = json.loads(path.read_text())
+    body["payload"]["sha256"] = "c" * 64
+    path.chmod(0o644)
+    path.write_text(json.dumps(body))
+    with pytest.raises(LedgerCorrupted, match="event 1"):
+        ledger.history("D-1")
+
+
+def test_racing_appends_of_different_events_all_land_once_each(tmp_path: Path) -> None:
+    from storage.local import LocalFolderStore
+
+    ledger = Ledger(LocalFolderStore(tmp_path / "store"))
+    threads = [
+        threading.Thread(target=ledger.append, args=("D-1", "document_stored", f"k{i}", "w", {"i": i}))
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = ledger.history("D-1")
+    assert sorted(e.idempotency_key for e in history) == sorted(f"k{i}" for i in range(8))
+
+
+@pytest.mark.parametrize("dossier_id", ["../x", "a/b", "", "é", "x" * 65, ".hidden"])
+def test_keys_cannot_escape_their_dossier(dossier_id: str) -> None:
+    with pytest.raises(InvalidKeyPart):
+        document_key(dossier_id, 1, "sworn_statement", 1)

@@ -1,0 +1,132 @@
+"""The pipeline on real parts: LibreOffice pool, pyHanko, moto's S3 server over HTTP, the ledger."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kmop.demo import dossier_jobs, example_applicant
+from kmop.jobs import DocumentJob, parse_job
+from kmop.pipeline import Pipeline
+from signing.signer import DocumentSigner
+from signing.timestamping import timestamper_for
+from signing.verify import verify_pdf
+from storage.keys import document_prefix
+from workflow.ledger import Ledger
+from tests.pdftools import pdfsig, pdftotext
+
+HOSTILE_NAME = 'Raad & Daad <Cyber> "BV" \'t Zoë Łódź 東京'
+
+
+class CountingConverter:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def convert(self, docx: bytes) -> bytes:
+        self.calls += 1
+        return self.inner.convert(docx)
+
+
+@pytest.fixture
+def converter(converter_pool) -> CountingConverter:
+    return CountingConverter(converter_pool)
+
+
+@pytest.fixture
+def pipeline(s3_store, converter, identities) -> Pipeline:
+    signer = DocumentSigner(identities, timestamper_for(None, identities))
+    return Pipeline(s3_store, converter, signer, Ledger(s3_store))
+
+
+def _job(idempotency_key: str = "dossier-1:sworn:1", **provider: str) -> DocumentJob:
+    message = copy.deepcopy(dossier_jobs(example_applicant())[0].to_message())
+    message["idempotency_key"] = idempotency_key
+    message["data"]["provider"].update(provider)
+    return parse_job(message)
+
+
+def _pdf_keys(store, job: DocumentJob) -> list[str]:
+    return store.list(document_prefix(job.dossier_id, job.document_kind.step, job.kind))
+
+
+def test_job_becomes_signed_pdf_in_s3(pipeline: Pipeline, s3_store, identities, nss_dir: Path,
+                                      tmp_path: Path) -> None:
+    job = _job(name=HOSTILE_NAME)
+    result = pipeline.run(job)
+
+    raw = s3_store.client.get_object(Bucket=s3_store.bucket, Key=result.key)
+    body = raw["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == result.sha256
+    assert raw["ContentType"] == "application/pdf"
+    assert raw["Metadata"]["sha256"] == result.sha256
+    assert result.key == "dossiers/DEMO-2026-0001/documents/01-sworn_statement/v0001.pdf"
+
+    path = tmp_path / "out.pdf"
+    path.write_bytes(body)
+    assert "Signature is Valid" in pdfsig(path, nss_dir)
+    assert verify_pdf(body, identities.trust_roots).ok
+    text = pdftotext(path)
+    assert HOSTILE_NAME in text
+    assert b"<pdfaid:part>2</pdfaid:part>" in body or b"pdfaid:part=\"2\"" in body
+
+
+def test_redelivered_job_creates_one_object_and_one_event(pipeline: Pipeline, s3_store, converter) -> None:
+    job = _job()
+    first = pipeline.run(job)
+    second = pipeline.run(job)
+    assert second.key == first.key and second.sha256 == first.sha256
+    assert (first.created, second.created) == (True, False)
+    assert converter.calls == 1
+    assert _pdf_keys(s3_store, job) == [first.key]
+    assert [e.idempotency_key for e in Ledger(s3_store).history(job.dossier_id)] == [job.idempotency_key]
+
+
+def test_crash_between_store_and_record_is_completed_by_next_attempt(
+    pipeline: Pipeline, s3_store, converter
+) -> None:
+    job = _job()
+    stored, created = pipeline._store(job, b"%PDF-1.7 stored before a crash")
+    assert created and Ledger(s3_store).history(job.dossier_id) == []
+
+    result = pipeline.run(job)
+    assert result.key == stored.key and not result.created
+    assert converter.calls == 0
+    [event] = Ledger(s3_store).history(job.dossier_id)
+    assert event.payload["sha256"] == stored.sha256
+
+
+def test_new_idempotency_key_makes_a_new_version(pipeline: Pipeline, s3_store) -> None:
+    first = pipeline.run(_job("dossier-1:sworn:1"))
+    second = pipeline.run(_job("dossier-1:sworn:2"))
+    assert (first.version, second.version) == (1, 2)
+    history = Ledger(s3_store).history(first.dossier_id)
+    assert [e.sequence for e in history] == [1, 2]
+    assert history[1].previous_hash == history[0].hash
+
+
+def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> None:
+    job = _job()
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(pipeline.run(job))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({r.key for r in results}) == 1
+    assert len(_pdf_keys(s3_store, job)) == 1
+    assert len(Ledger(s3_store).history(job.dossier_id)) == 1

@@ -1,0 +1,127 @@
+"""Signing with PKCS#12 identities per role, and verification against explicit trust roots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+
+from kmop.errors import SigningError
+from signing.devpki import PASSPHRASE_ENV, generate_dev_pki
+from signing.identities import IdentityStore
+from signing.policy import PadesLevel, SignaturePolicy, policy_for
+from signing.roles import Role
+from signing.signer import DocumentSigner
+from signing.timestamping import timestamper_for
+from signing.verify import verify_pdf
+from tests.pdftools import nss_trust_store, pdfsig
+
+PASSPHRASE = "test-passphrase"  # the session PKI (conftest) uses the same
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory):
+    return generate_dev_pki(tmp_path_factory.mktemp("pki"), PASSPHRASE.encode())
+
+
+@pytest.fixture(scope="module")
+def identities(pki) -> IdentityStore:
+    return IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: PASSPHRASE})
+
+
+@pytest.fixture(scope="module")
+def signer(identities: IdentityStore) -> DocumentSigner:
+    return DocumentSigner(identities, timestamper_for(None, identities))
+
+
+@pytest.fixture(scope="module")
+def blank_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def signed(signer: DocumentSigner, blank_pdf: bytes) -> bytes:
+    return signer.sign(blank_pdf, policy_for("sworn_statement"), field_name="Handtekening-applicant",
+                       reason="test")
+
+
+def test_signature_is_pades_with_timestamp_and_trusted(signed: bytes, identities: IdentityStore) -> None:
+    report = verify_pdf(signed, identities.trust_roots)
+    assert report.ok, report.to_dict()
+    [signature] = report.signatures
+    assert "Aanvrager" in (signature.signer or "")
+    assert signature.timestamp_ok is True and signature.timestamp_time
+    field = PdfReader(io.BytesIO(signed)).get_fields()["Handtekening-applicant"]
+    assert field["/V"]["/SubFilter"] == "/ETSI.CAdES.detached"
+
+
+def test_pdfsig_reports_valid_and_trusted(signed: bytes, pki, tmp_path: Path) -> None:
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed)
+    output = pdfsig(path, nss_trust_store(tmp_path / "nss", pki.root_path))
+    assert "Signature Validation: Signature is Valid." in output, output
+    assert "Certificate Validation: Certificate is Trusted." in output, output
+    assert "ETSI.CAdES.detached" in output
+
+
+def test_changed_byte_in_signed_content_is_invalid(signed: bytes, identities: IdentityStore) -> None:
+    tampered = bytearray(signed)
+    position = signed.index(b"/MediaBox") + 12
+    tampered[position] = ord("9") if tampered[position] != ord("9") else ord("8")
+    report = verify_pdf(bytes(tampered), identities.trust_roots)
+    assert not report.ok
+    assert any("altered" in p for s in report.signatures for p in s.problems)
+
+
+def test_unknown_root_is_not_trusted(signed: bytes, tmp_path: Path) -> None:
+    other = generate_dev_pki(tmp_path / "other", b"other")
+    other_roots = IdentityStore.from_file(other.identities_path, {PASSPHRASE_ENV: "other"}).trust_roots
+    report = verify_pdf(signed, other_roots)
+    assert not report.ok
+    assert any("trusted root" in p for s in report.signatures for p in s.problems)
+
+
+@pytest.mark.parametrize("cut", [10, 1000, -200])
+def test_truncated_or_garbage_file_gets_a_verdict(signed: bytes, identities: IdentityStore, cut: int) -> None:
+    report = verify_pdf(signed[:cut], identities.trust_roots)
+    assert not report.ok
+    assert report.problems or any(s.problems for s in report.signatures)
+
+
+def test_unsigned_pdf_is_not_valid(blank_pdf: bytes, identities: IdentityStore) -> None:
+    report = verify_pdf(blank_pdf, identities.trust_roots)
+    assert report.problems == ["the file holds no signature"]
+
+
+def test_wrong_passphrase_is_a_clear_error(pki, blank_pdf: bytes) -> None:
+    store = IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: "wrong"})
+    with pytest.raises(SigningError, match="wrong passphrase"):
+        DocumentSigner(store, None).sign(
+            blank_pdf, SignaturePolicy(Role.APPLICANT, PadesLevel.B_B, False), field_name="S", reason="r")
+
+
+def test_missing_passphrase_names_the_variable(pki, blank_pdf: bytes) -> None:
+    store = IdentityStore.from_file(pki.identities_path, {})
+    with pytest.raises(SigningError, match=PASSPHRASE_ENV):
+        store.signer_for(Role.AGENCY)
+
+
+def test_timestamped_level_without_tsa_is_refused(identities: IdentityStore, blank_pdf: bytes) -> None:
+    with pytest.raises(SigningError, match="timestamp authority"):
+        DocumentSigner(identities, None).sign(blank_pdf, policy_for("sworn_statement"), field_name="S", reason="r")
+
+
+def test_private_keys_are_stored_encrypted(pki) -> None:
+    for p12 in pki.directory.glob("*.p12"):
+        data = p12.read_bytes()
+        assert b"PRIVATE KEY" not in data
+        with pytest.raises(ValueError):
+            from cryptography.hazmat.primitives.serialization import pkcs12
+
+            pkcs12.load_key_and_certificates(data, None)
