@@ -26,10 +26,11 @@ def _demo(args: argparse.Namespace) -> int:
             raise KmopError(f"--input {args.input}: cannot be read as JSON ({exc})") from exc
     else:
         applicant = example_applicant()
-    result = run_demo(Path(args.out), applicant)
+    result = run_demo(Path(args.out), applicant, args.scenario)
     for document in result.documents:
         print(f"{document['file']}  sha256={document['sha256']}")
-    print(f"dossier: {result.out / 'dossier.json'}  trust root: {result.out / 'pki' / 'root.pem'}")
+    print(f"dossier {result.state['phase']}: {result.out / 'dossier.json'}  "
+          f"trust root: {result.out / 'pki' / 'root.pem'}")
     return EXIT_OK
 
 
@@ -91,7 +92,7 @@ def _submit_job(args: argparse.Namespace) -> int:
 def _dead_letters(args: argparse.Namespace) -> int:
     from kmop.settings import load_settings
     from workers.dead_letters import list_dead_letters
-    from workers.storage_factory import store_from_settings
+    from workers.factories import store_from_settings
 
     letters = list_dead_letters(store_from_settings(load_settings()))
     if args.json:
@@ -101,10 +102,78 @@ def _dead_letters(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tracker():  # type: ignore[no-untyped-def]
+    from kmop.settings import load_settings
+    from workers.factories import store_from_settings, tracker_from_settings
+
+    settings = load_settings()
+    store = store_from_settings(settings)
+    return store, tracker_from_settings(settings, store)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from workflow.tracker import expected_next
+
+    _, tracker = _tracker()
+    history = tracker.history(args.dossier)
+    state = tracker.state(args.dossier)
+    report = {
+        "dossier_id": args.dossier,
+        "state": state.to_dict(),
+        "expected_next": [str(e) for e in expected_next(state)],
+        "events": [e.to_dict() for e in history],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"dossier {args.dossier}: {state.phase.value} ({state.cycle.value} audit)")
+    print(f"expected next: {', '.join(report['expected_next']) or 'nothing (closed)'}")
+    for event in history:
+        what = event.payload.get("kind") or event.type
+        print(f"  {event.sequence:3d}  {event.at}  {event.actor:<11} {what:<26} {event.payload.get('sha256', '')}")
+    for deadline in state.deadlines:
+        print(f"  deadline {deadline.name}: {deadline.opens + ' .. ' if deadline.opens else 'by '}{deadline.due}")
+    return EXIT_OK
+
+
+def _record_fact(args: argparse.Namespace) -> int:
+    from signing.roles import Role
+
+    try:
+        data = json.loads(args.data)
+        role = Role(args.role)
+    except ValueError as exc:
+        raise KmopError(f"--data/--role: {exc}") from exc
+    _, tracker = _tracker()
+    event, created = tracker.record_fact(args.dossier, args.fact, role, data, args.idempotency_key)
+    print(f"event {event.sequence} {'recorded' if created else 'was already recorded'}: {args.fact}")
+    return EXIT_OK
+
+
+def _deadlines(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from workflow.deadlines import open_deadlines
+
+    on = dt.date.fromisoformat(args.on) if args.on else dt.date.today()
+    store, tracker = _tracker()
+    found = [d for d in open_deadlines(tracker, store, on) if not args.overdue or d.status == "overdue"]
+    if args.json:
+        print(json.dumps([{"dossier_id": d.dossier_id, "name": d.deadline.name, "opens": d.deadline.opens,
+                           "due": d.deadline.due, "status": d.status, "days_left": d.days_left,
+                           "description": d.deadline.description} for d in found], indent=2))
+        return EXIT_OK
+    for d in found:
+        print(f"{d.status:<9} {d.deadline.due}  {d.dossier_id:<20} {d.deadline.name} ({d.deadline.description})")
+    if not found:
+        print("no open deadlines")
+    return EXIT_OK
+
+
 def _init_storage(args: argparse.Namespace) -> int:
     from kmop.settings import load_settings
     from storage.s3 import S3Store
-    from workers.storage_factory import store_from_settings
+    from workers.factories import store_from_settings
 
     store = store_from_settings(load_settings())
     if isinstance(store, S3Store):
@@ -139,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a whole dossier on the embedded default (no Redis, no S3)")
     demo.add_argument("--out", required=True, help="folder for the signed PDFs, dossier.json and pki/")
     demo.add_argument("--input", help="applicant data (JSON); default: the example shipped in kmop/examples/")
+    demo.add_argument("--scenario", choices=("positive", "conditional", "negative"), default="positive",
+                      help="the audit outcome to play through (default: positive)")
     demo.set_defaults(handler=_demo)
 
     verify = commands.add_parser("verify", help="verify every signature of PDF files against trust roots")
@@ -160,6 +231,25 @@ def build_parser() -> argparse.ArgumentParser:
     dead = commands.add_parser("dead-letters", help="list jobs that failed for good, with their reasons")
     dead.add_argument("--json", action="store_true")
     dead.set_defaults(handler=_dead_letters)
+
+    status = commands.add_parser("status", help="a dossier's step, what is expected next, its events")
+    status.add_argument("dossier")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    fact = commands.add_parser("record-fact", help="record a fact without a document (knowledge test, audit visit)")
+    fact.add_argument("dossier")
+    fact.add_argument("fact", choices=("knowledge_test_passed", "audit_visit_held"))
+    fact.add_argument("--role", required=True, help="who records it: applicant, auditor, ...")
+    fact.add_argument("--data", default="{}", help='JSON, e.g. \'{"date": "2027-01-12"}\'')
+    fact.add_argument("--idempotency-key", required=True)
+    fact.set_defaults(handler=_record_fact)
+
+    deadlines = commands.add_parser("deadlines", help="open deadlines of all dossiers: due, overdue, upcoming")
+    deadlines.add_argument("--on", help="the day to judge by (YYYY-MM-DD; default today)")
+    deadlines.add_argument("--overdue", action="store_true", help="only what is overdue")
+    deadlines.add_argument("--json", action="store_true")
+    deadlines.set_defaults(handler=_deadlines)
 
     init = commands.add_parser("init-storage", help="create the configured bucket if it does not exist")
     init.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the endpoint")

@@ -1,8 +1,9 @@
 """The main job on the embedded default: one registration dossier through the whole pipeline.
 
 No Redis, no S3: an in-process dramatiq broker, local-folder storage and a development PKI
-generated into ``OUT/pki``. Every signed PDF is written to ``OUT`` as ``<step>-<kind>.pdf`` and
-``OUT/dossier.json`` lists the documents and the dossier's events with their hashes.
+generated into ``OUT/pki``. Every signed PDF is written to ``OUT`` as ``<step>-<kind>.pdf``
+(``-v2`` etc. for a kind's later documents, as in a follow-up cycle) and ``OUT/dossier.json``
+lists the documents, the dossier's events in order with their hashes, and its final state.
 """
 
 from __future__ import annotations
@@ -15,62 +16,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kmop.errors import InvalidJob
-from kmop.jobs import DocumentJob, parse_job
-from kmop.pipeline import DOCUMENT_STORED, Pipeline
+from kmop.jobs import DocumentJob
+from kmop.scenario import Fact, dossier_steps
 from kmop.settings import load_settings
 from signing.devpki import PASSPHRASE_ENV, DevPki, generate_dev_pki
 from signing.identities import IdentityStore
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
-
 from workflow.ledger import Ledger
+from workflow.tracker import DOCUMENT_STORED, Tracker
 
 EXAMPLE_INPUT = "applicant.json"
-_APPLICANT_FIELDS = ("dossier_id", "application", "provider", "signatory")
 
 
 def example_applicant() -> dict[str, Any]:
     return json.loads(resources.files("kmop.examples").joinpath(EXAMPLE_INPUT).read_text("utf-8"))
-
-
-def _require(applicant: Any) -> dict[str, Any]:
-    if not isinstance(applicant, dict):
-        raise InvalidJob("input", "must be a JSON object")
-    for name in _APPLICANT_FIELDS:
-        if name not in applicant:
-            raise InvalidJob(f"input.{name}", "is required")
-    unknown = sorted(set(applicant) - set(_APPLICANT_FIELDS) - {"declarations"})
-    if unknown:
-        raise InvalidJob(f"input.{unknown[0]}", "is not a field of the demo input")
-    return applicant
-
-
-def dossier_jobs(applicant: dict[str, Any]) -> list[DocumentJob]:
-    """The document jobs of a registration dossier for this applicant, in step order."""
-    applicant = _require(applicant)
-    declarations = applicant.get("declarations") or {
-        "has_enterprise_number": True,
-        "not_an_audit_firm": True,
-        "accepts_audit_and_cost": True,
-        "information_complete_and_correct": True,
-        "no_misuse_or_bankruptcy": True,
-        "keeps_project_dossiers": True,
-        "accepts_agency_checks": True,
-    }
-    sworn_statement = {
-        "dossier_id": applicant["dossier_id"],
-        "kind": "sworn_statement",
-        "idempotency_key": f"{applicant['dossier_id']}:sworn_statement:1",
-        "requested_by": "applicant",
-        "data": {
-            "application": applicant["application"],
-            "provider": applicant["provider"],
-            "declarations": declarations,
-            "signatory": applicant["signatory"],
-        },
-    }
-    return [parse_job(sworn_statement)]
 
 
 def _passphrase(pki_dir: Path) -> str:
@@ -94,17 +54,25 @@ class DemoResult:
     out: Path
     documents: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    state: dict[str, Any]
 
 
-def run_demo(out: Path, applicant: dict[str, Any], pool_size: int = 1) -> DemoResult:
+def _file_name(step: int, kind: str, seen: dict[str, int]) -> str:
+    seen[kind] = seen.get(kind, 0) + 1
+    suffix = "" if seen[kind] == 1 else f"-v{seen[kind]}"
+    return f"{step:02d}-{kind}{suffix}.pdf"
+
+
+def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -> DemoResult:
     import dramatiq
 
     from conversion import ConverterPool
+    from kmop.pipeline import Pipeline
     from storage.local import LocalFolderStore
     from workers.broker import QUEUE, install_broker
     from workers.runtime import Runtime, install_runtime
 
-    jobs = dossier_jobs(applicant)
+    steps = dossier_steps(applicant, scenario)
     out.mkdir(parents=True, exist_ok=True)
     pki_dir = out / "pki"
     passphrase = _passphrase(pki_dir)
@@ -113,32 +81,45 @@ def run_demo(out: Path, applicant: dict[str, Any], pool_size: int = 1) -> DemoRe
     settings = load_settings({"KMOP_BROKER": "stub", "KMOP_STORAGE": "local",
                               "KMOP_LOCAL_STORAGE_DIR": str(out / "store")})
     store = LocalFolderStore(settings.local_storage_dir)
+    tracker = Tracker(Ledger(store))
     broker = install_broker(settings)
-    with ConverterPool(size=pool_size, conversion_timeout=settings.conversion_timeout) as pool:
+    with ConverterPool(size=1, conversion_timeout=settings.conversion_timeout) as pool:
         signer = DocumentSigner(identities, timestamper_for(None, identities))
-        install_runtime(Runtime(store, Pipeline(store, pool, signer, Ledger(store)), pool))
+        install_runtime(Runtime(store, Pipeline(store, pool, signer, tracker), pool))
         from workers.submit import submit_job
 
-        worker = dramatiq.Worker(broker, worker_threads=pool_size)
+        worker = dramatiq.Worker(broker, worker_threads=1)
         worker.start()
         try:
-            for job in jobs:
-                submit_job(job)
-            broker.join(QUEUE, fail_fast=True)
+            for step in steps:
+                if isinstance(step, Fact):
+                    tracker.record_fact(step.dossier_id, step.name, step.role, step.data, step.idempotency_key)
+                else:
+                    submit_job(step)
+                    broker.join(QUEUE, fail_fast=True)
         finally:
             worker.stop()
             install_runtime(None)
-    dossier_id = jobs[0].dossier_id
-    events = [event.to_dict() for event in Ledger(store).history(dossier_id)]
-    documents = []
-    for event in events:
-        if event["type"] != DOCUMENT_STORED:
+    dossier_id = steps[0].dossier_id
+    history = tracker.history(dossier_id)
+    documents, seen = [], {}
+    for event in history:
+        if event.type != DOCUMENT_STORED:
             continue
-        payload = event["payload"]
-        target = out / f"{payload['step']:02d}-{payload['kind']}.pdf"
+        payload = event.payload
+        target = out / _file_name(payload["step"], payload["kind"], seen)
         target.write_bytes(store.get(payload["key"]))
         documents.append({"file": target.name, "kind": payload["kind"], "step": payload["step"],
-                          "key": payload["key"], "sha256": payload["sha256"], "size": payload["size"]})
-    summary = {"dossier_id": dossier_id, "trust_root": "pki/root.pem", "documents": documents, "events": events}
+                          "key": payload["key"], "sha256": payload["sha256"], "size": payload["size"],
+                          "event": event.sequence})
+    events = [event.to_dict() for event in history]
+    state = tracker.state(dossier_id).to_dict()
+    summary = {"dossier_id": dossier_id, "scenario": scenario, "trust_root": "pki/root.pem",
+               "state": state, "documents": documents, "events": events}
     (out / "dossier.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return DemoResult(out, documents, events)
+    return DemoResult(out, documents, events, state)
+
+
+def sworn_statement_job(applicant: dict[str, Any]) -> DocumentJob:
+    """The first document job of the applicant's dossier (handy for examples and tests)."""
+    return next(step for step in dossier_steps(applicant) if isinstance(step, DocumentJob))

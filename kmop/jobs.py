@@ -1,4 +1,5 @@
-"""A document job: which document of which dossier, with what data, under which idempotency key.
+"""A document job: which document of which dossier, with what data, under which idempotency key,
+on behalf of which party (``role``; by default the party that signs the kind).
 
 The same dict travels as the dramatiq message argument (``DocumentJob.to_message``) and is read
 back with ``parse_job``, which validates everything before any work starts.
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmop.errors import InvalidJob, InvalidKeyPart
+from signing.policy import policy_for
+from signing.roles import Role
 from storage.keys import check_dossier_id
 from templates.catalog import DocumentKind, get_kind
 from templates.validation import validate_data
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-_FIELDS = {"dossier_id", "kind", "data", "idempotency_key", "requested_by"}
+_FIELDS = {"dossier_id", "kind", "data", "idempotency_key", "role"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class DocumentJob:
     kind: str
     data: dict[str, Any]
     idempotency_key: str
-    requested_by: str = "service"
+    role: Role
 
     @property
     def document_kind(self) -> DocumentKind:
@@ -38,7 +40,7 @@ class DocumentJob:
             "kind": self.kind,
             "data": self.data,
             "idempotency_key": self.idempotency_key,
-            "requested_by": self.requested_by,
+            "role": self.role.value,
         }
 
 
@@ -63,11 +65,13 @@ def parse_job(payload: Any) -> DocumentJob:
     key = payload["idempotency_key"]
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidJob("idempotency_key", "must be 1-128 ASCII letters, digits or . _ : -")
-    requested_by = payload.get("requested_by", "service")
-    if not isinstance(requested_by, str) or not _ACTOR.fullmatch(requested_by):
-        raise InvalidJob("requested_by", "must be 1-128 ASCII letters, digits or . _ : @ -")
+    role_name = payload.get("role", policy_for(kind.name).role.value)
+    try:
+        role = Role(role_name)
+    except ValueError:
+        raise InvalidJob("role", f"must be one of {', '.join(r.value for r in Role)}") from None
     data = payload["data"]
     if not isinstance(data, dict):
         raise InvalidJob("data", "must be a JSON object")
     validate_data(kind, data)
-    return DocumentJob(dossier_id, kind.name, data, key, requested_by)
+    return DocumentJob(dossier_id, kind.name, data, key, role)

@@ -1,7 +1,8 @@
 """The document kinds: one folder each under ``templates/``.
 
 A kind's folder holds ``template.docx`` (docxtpl), ``schema.json`` (JSON Schema of the data the
-template needs) and ``kind.json`` (title and workflow step). Adding or changing a template never
+template needs) and ``kind.json`` (title and workflow step). A kind whose ``kind.json`` names
+``countersigns`` has no template: its job adds a signature to the latest document of that kind. Adding or changing a template never
 needs a code change.
 """
 
@@ -25,6 +26,7 @@ class DocumentKind:
     step: int
     template_version: str
     directory: Path
+    countersigns: str | None = None  # a kind with no template: it adds a signature to that kind's document
 
     @property
     def template_path(self) -> Path:
@@ -57,4 +59,5 @@ def get_kind(name: str) -> DocumentKind:
         step=int(manifest["step"]),
         template_version=str(manifest["template_version"]),
         directory=directory,
+        countersigns=manifest.get("countersigns"),
     )

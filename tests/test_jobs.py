@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from kmop.demo import dossier_jobs, example_applicant
+from kmop.demo import example_applicant, sworn_statement_job
 from kmop.errors import InvalidJob
 from kmop.jobs import parse_job
 
 
 @pytest.fixture
 def job() -> dict[str, Any]:
-    return dossier_jobs(example_applicant())[0].to_message()
+    return sworn_statement_job(example_applicant()).to_message()
 
 
 def _error(payload: Any) -> InvalidJob:

@@ -40,15 +40,15 @@ def test_append_with_known_idempotency_key_returns_the_recorded_event(store) -> 
     assert len(ledger.history("D-1")) == 1
 
 
-def test_refusing_check_leaves_history_unchanged(store) -> None:
+def test_refused_append_leaves_history_unchanged(store) -> None:
     ledger = Ledger(store)
     ledger.append("D-1", "document_stored", "k1", "applicant", {})
 
-    def refuse(history) -> None:
+    def refuse(history) -> dict:
         raise ValueError(f"refused after {len(history)} events")
 
     with pytest.raises(ValueError, match="after 1 events"):
-        ledger.append("D-1", "document_stored", "k2", "applicant", {}, check=refuse)
+        ledger.append("D-1", "document_stored", "k2", "applicant", refuse)
     assert len(ledger.history("D-1")) == 1
 
 
@@ -88,3 +88,22 @@ def test_racing_appends_of_different_events_all_land_once_each(tmp_path: Path) -
 def test_keys_cannot_escape_their_dossier(dossier_id: str) -> None:
     with pytest.raises(InvalidKeyPart):
         document_key(dossier_id, 1, "sworn_statement", 1)
+
+
+def test_redis_lock_serialises_racing_appends_on_s3(s3_store) -> None:
+    import redis
+
+    from workflow.locks import RedisDossierLock
+
+    lock = RedisDossierLock(redis.Redis.from_url("redis://127.0.0.1:6379/0"), namespace=f"test-{s3_store.bucket}")
+    ledger = Ledger(s3_store, lock=lock)
+    threads = [
+        threading.Thread(target=ledger.append, args=("D-1", "document_stored", f"k{i}", "w", {"i": i}))
+        for i in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = ledger.history("D-1")
+    assert sorted(e.idempotency_key for e in history) == sorted(f"k{i}" for i in range(6))

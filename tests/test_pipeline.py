@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 
-from kmop.demo import dossier_jobs, example_applicant
+from kmop.demo import example_applicant, sworn_statement_job
+from kmop.errors import StepOutOfOrder
 from kmop.jobs import DocumentJob, parse_job
 from kmop.pipeline import Pipeline
+from signing.roles import Role
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from signing.verify import verify_pdf
 from storage.keys import document_prefix
 from workflow.ledger import Ledger
+from workflow.steps import KNOWLEDGE_TEST_PASSED, Phase
+from workflow.tracker import Tracker
 from tests.pdftools import pdfsig, pdftotext
 
 HOSTILE_NAME = 'Raad & Daad <Cyber> "BV" \'t Zoë Łódź 東京'
@@ -41,11 +45,18 @@ def converter(converter_pool) -> CountingConverter:
 @pytest.fixture
 def pipeline(s3_store, converter, identities) -> Pipeline:
     signer = DocumentSigner(identities, timestamper_for(None, identities))
-    return Pipeline(s3_store, converter, signer, Ledger(s3_store))
+    tracker = Tracker(Ledger(s3_store))
+    tracker.record_fact("DEMO-2026-0001", KNOWLEDGE_TEST_PASSED, Role.APPLICANT,
+                        {"passed_on": "2026-10-28"}, "knowledge-test")
+    return Pipeline(s3_store, converter, signer, tracker)
+
+
+def _documents(store, dossier_id: str) -> list:
+    return [e for e in Ledger(store).history(dossier_id) if e.type == "document_stored"]
 
 
 def _job(idempotency_key: str = "dossier-1:sworn:1", **provider: str) -> DocumentJob:
-    message = copy.deepcopy(dossier_jobs(example_applicant())[0].to_message())
+    message = copy.deepcopy(sworn_statement_job(example_applicant()).to_message())
     message["idempotency_key"] = idempotency_key
     message["data"]["provider"].update(provider)
     return parse_job(message)
@@ -84,7 +95,7 @@ def test_redelivered_job_creates_one_object_and_one_event(pipeline: Pipeline, s3
     assert (first.created, second.created) == (True, False)
     assert converter.calls == 1
     assert _pdf_keys(s3_store, job) == [first.key]
-    assert [e.idempotency_key for e in Ledger(s3_store).history(job.dossier_id)] == [job.idempotency_key]
+    assert [e.idempotency_key for e in _documents(s3_store, job.dossier_id)] == [job.idempotency_key]
 
 
 def test_crash_between_store_and_record_is_completed_by_next_attempt(
@@ -92,22 +103,24 @@ def test_crash_between_store_and_record_is_completed_by_next_attempt(
 ) -> None:
     job = _job()
     stored, created = pipeline._store(job, b"%PDF-1.7 stored before a crash")
-    assert created and Ledger(s3_store).history(job.dossier_id) == []
+    assert created and _documents(s3_store, job.dossier_id) == []
 
     result = pipeline.run(job)
     assert result.key == stored.key and not result.created
     assert converter.calls == 0
-    [event] = Ledger(s3_store).history(job.dossier_id)
+    [event] = _documents(s3_store, job.dossier_id)
     assert event.payload["sha256"] == stored.sha256
 
 
-def test_new_idempotency_key_makes_a_new_version(pipeline: Pipeline, s3_store) -> None:
+def test_same_step_twice_is_refused_and_changes_nothing(pipeline: Pipeline, s3_store, converter) -> None:
     first = pipeline.run(_job("dossier-1:sworn:1"))
-    second = pipeline.run(_job("dossier-1:sworn:2"))
-    assert (first.version, second.version) == (1, 2)
     history = Ledger(s3_store).history(first.dossier_id)
-    assert [e.sequence for e in history] == [1, 2]
-    assert history[1].previous_hash == history[0].hash
+    with pytest.raises(StepOutOfOrder, match="expected next: quote"):
+        pipeline.run(_job("dossier-1:sworn:2"))
+    assert Ledger(s3_store).history(first.dossier_id) == history
+    assert _pdf_keys(s3_store, _job()) == [first.key]
+    assert converter.calls == 1
+    assert pipeline.tracker.state(first.dossier_id).phase is Phase.SUBMITTED
 
 
 def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> None:
@@ -129,4 +142,4 @@ def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> Non
     assert not errors
     assert len({r.key for r in results}) == 1
     assert len(_pdf_keys(s3_store, job)) == 1
-    assert len(Ledger(s3_store).history(job.dossier_id)) == 1
+    assert len(_documents(s3_store, job.dossier_id)) == 1

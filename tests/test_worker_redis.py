@@ -23,12 +23,15 @@ import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from kmop.demo import dossier_jobs, example_applicant
+from kmop.demo import example_applicant, sworn_statement_job
 from signing.devpki import PASSPHRASE_ENV
 from storage.keys import document_prefix
 from workers.broker import QUEUE
 from workers.dead_letters import DEAD_LETTER_PREFIX
+from signing.roles import Role
 from workflow.ledger import Ledger
+from workflow.steps import KNOWLEDGE_TEST_PASSED
+from workflow.tracker import Tracker
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -101,7 +104,9 @@ def _wait_for(condition: Callable[[], Any], worker: subprocess.Popen, timeout: f
 
 
 def test_enqueued_job_is_stored_once_even_when_delivered_three_times(worker, namespace: str, s3_store) -> None:
-    job = dossier_jobs(example_applicant())[0].to_message()
+    job = sworn_statement_job(example_applicant()).to_message()
+    Tracker(Ledger(s3_store)).record_fact(job["dossier_id"], KNOWLEDGE_TEST_PASSED, Role.APPLICANT,
+                                          {"passed_on": "2026-10-28"}, "knowledge-test")
     producer = _producer(namespace)
     first = _message(job)
     producer.enqueue(first)
@@ -110,18 +115,18 @@ def test_enqueued_job_is_stored_once_even_when_delivered_three_times(worker, nam
     prefix = document_prefix(job["dossier_id"], 1, job["kind"])
     ledger = Ledger(s3_store)
 
-    _wait_for(lambda: ledger.history(job["dossier_id"]), worker)
+    _wait_for(lambda: len(ledger.history(job["dossier_id"])) == 2, worker)
     _wait_for(lambda: redis.Redis.from_url(REDIS_URL).llen(f"{namespace}:{QUEUE}") == 0, worker)
     time.sleep(3)  # give any duplicate the time to (wrongly) land
     keys = s3_store.list(prefix)
     assert len(keys) == 1
-    assert [e.idempotency_key for e in ledger.history(job["dossier_id"])] == [job["idempotency_key"]]
+    assert [e.idempotency_key for e in ledger.history(job["dossier_id"])] == ["knowledge-test", job["idempotency_key"]]
     raw = s3_store.client.get_object(Bucket=s3_store.bucket, Key=keys[0])["Body"].read()
     assert raw.startswith(b"%PDF")
 
 
 def test_invalid_job_fails_at_once_into_the_dead_letters(worker, namespace: str, s3_store) -> None:
-    job = copy.deepcopy(dossier_jobs(example_applicant())[0].to_message())
+    job = copy.deepcopy(sworn_statement_job(example_applicant()).to_message())
     job["data"]["provider"]["enterprise_number"] = "0123.456.789"
     producer = _producer(namespace)
     producer.enqueue(_message(job))

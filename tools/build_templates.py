@@ -12,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from docx import Document
+from docx.enum.table import WD_ROW_HEIGHT_RULE
 from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -54,7 +57,7 @@ def _signature_space(document: Document, label: str) -> None:
     """Room at the bottom of the last page for the visible signature block."""
     document.add_paragraph()
     document.add_paragraph(label).runs[0].bold = True
-    for _ in range(6):
+    for _ in range(3):
         document.add_paragraph()
 
 
@@ -113,8 +116,533 @@ def sworn_statement() -> Document:
     return d
 
 
+# --- Steps 2 to 6: quote, preparation pack, audit reports, decisions, certificate -------------
+#
+# Table rows that repeat come from docxtpl row loops: a row whose first cell holds
+# ``{%tr for ... %}`` (or ``{%tr endfor %}``, ``{%tr else %}``, ``{%tr if ... %}``) is replaced by
+# that tag, so the rows between repeat. Optional blocks use paragraph tags (``{%p if ... %}``).
+
+_AUDIT_KIND_LABELS = (
+    "{% if audit_kind == 'initial' %}initiële audit{% elif audit_kind == 'renewal' %}hernieuwingsaudit"
+    "{% elif audit_kind == 'follow_up' %}opvolgingsaudit (na een voorwaardelijk resultaat)"
+    "{% else %}bijkomende audit (na een negatief resultaat){% endif %}"
+)
+_OFFICE = (
+    "{{ provider.registered_office.street }}, {{ provider.registered_office.postal_code }} "
+    "{{ provider.registered_office.city }} ({{ provider.registered_office.country }})"
+)
+_NORM = "{{ norm.version }}{% if norm.is_paraphrase %} (parafrase van kmop-docs, niet de officiële bijlage){% endif %}"
+_SMALL = Pt(7.5)
+
+
+def _set_widths(row_cells, widths: list[float] | None) -> None:
+    if widths:
+        for cell, width in zip(row_cells, widths):
+            cell.width = Cm(width)
+
+
+def _fix_grid(table, widths: list[float] | None, first_column: bool = False) -> None:
+    """Fixed column widths (LibreOffice reads the grid, Word the cells) and no first-column emphasis."""
+    tbl_pr = table._tbl.tblPr
+    look = tbl_pr.find(qn("w:tblLook"))
+    if look is None:
+        look = OxmlElement("w:tblLook")
+        tbl_pr.append(look)
+    look.set(qn("w:firstColumn"), "1" if first_column else "0")
+    look.set(qn("w:firstRow"), "1")
+    look.set(qn("w:val"), "04A0" if first_column else "0420")
+    if not widths:
+        return
+    table.autofit = False
+    for col, width in zip(table._tbl.tblGrid.findall(qn("w:gridCol")), widths):
+        col.set(qn("w:w"), str(int(Cm(width).twips)))
+
+
+def _repeat_header(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    header = OxmlElement("w:tblHeader")
+    header.set(qn("w:val"), "true")
+    tr_pr.append(header)
+
+
+def _shade(cell, fill: str) -> None:
+    shading = OxmlElement("w:shd")
+    shading.set(qn("w:val"), "clear")
+    shading.set(qn("w:color"), "auto")
+    shading.set(qn("w:fill"), fill)
+    cell._tc.get_or_add_tcPr().append(shading)
+
+
+def _tag_row(table, tag: str) -> None:
+    """A row holding only a docxtpl row tag; docxtpl replaces the whole row by the tag."""
+    table.add_row().cells[0].text = tag
+
+
+def _header_row(table, headers: list[str], widths: list[float] | None, size=None) -> None:
+    row = table.add_row()
+    for cell, text in zip(row.cells, headers):
+        cell.text = text
+        cell.paragraphs[0].runs[0].bold = True
+        if size is not None:
+            cell.paragraphs[0].runs[0].font.size = size
+    _set_widths(row.cells, widths)
+    _repeat_header(row)
+
+
+def _fill_row(table, values: list[str], widths: list[float] | None, size=None) -> None:
+    row = table.add_row()
+    for cell, text in zip(row.cells, values):
+        cell.text = text
+        if size is not None and cell.paragraphs[0].runs:
+            cell.paragraphs[0].runs[0].font.size = size
+    _set_widths(row.cells, widths)
+
+
+def _merged_row(table, text: str, bold: bool = False, italic: bool = False, fill: str | None = None) -> None:
+    row = table.add_row()
+    cell = row.cells[0].merge(row.cells[-1])
+    cell.text = text
+    run = cell.paragraphs[0].runs[0]
+    run.bold, run.italic = bold, italic
+    if fill:
+        _shade(cell, fill)
+
+
+def _loop_table(
+    document: Document,
+    headers: list[str],
+    cells: list[str],
+    loop: str,
+    empty: str | None = None,
+    widths: list[float] | None = None,
+    size=None,
+) -> None:
+    """A header row, then one row per item of ``loop`` (a Jinja ``for`` clause); ``empty`` shows when none."""
+    table = document.add_table(rows=0, cols=len(headers))
+    table.style = "Light Grid Accent 1"
+    _header_row(table, headers, widths, size)
+    _tag_row(table, "{%tr for " + loop + " %}")
+    _fill_row(table, cells, widths, size)
+    if empty is not None:
+        _tag_row(table, "{%tr else %}")
+        _merged_row(table, empty, italic=True)
+    _tag_row(table, "{%tr endfor %}")
+    _fix_grid(table, widths)
+    document.add_paragraph()
+
+
+def _small(document: Document, text: str) -> None:
+    document.add_paragraph(text).runs[0].font.size = _SMALL
+
+
+def _provider_rows() -> list[tuple[str, str]]:
+    return [
+        ("Dienstverlener", "{{ provider.name }}{% if provider.legal_form is defined %} ({{ provider.legal_form }}){% endif %}"),
+        ("Ondernemingsnummer", "{{ provider.enterprise_number|enterprise_number }}"),
+        ("Maatschappelijke zetel", _OFFICE),
+    ]
+
+
+def _firm_rows(prefix: str = "audit_firm") -> list[tuple[str, str]]:
+    return [
+        ("Auditbureau", "{{ " + prefix + ".name }} (aangesteld auditbureau: {{ " + prefix + ".appointed_as }})"),
+        ("Ondernemingsnummer auditbureau", "{{ " + prefix + ".enterprise_number|enterprise_number }}"),
+    ]
+
+
+def _firm_address_row() -> tuple[str, str]:
+    return ("Adres auditbureau", "{% if audit_firm.address is defined %}{{ audit_firm.address.street }}, "
+            "{{ audit_firm.address.postal_code }} {{ audit_firm.address.city }}{% else %}—{% endif %}")
+
+
+def quote() -> Document:
+    d = _base("Offerte kmop-audit", "Audit volgens de kmop-norm voor de registratie als dienstverlener in de kmo-portefeuille")
+    d.add_heading("1. Offerte", level=1)
+    _table(d, [
+        ("Offertenummer", "{{ quote_number }}"),
+        ("Datum", "{{ date|dutch_date }}"),
+        ("Geldig tot en met", "{{ quote_valid_until|dutch_date }} ({{ validity_days }} dagen)"),
+        ("Soort audit", _AUDIT_KIND_LABELS),
+        ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
+        ("Dienst(en)", "{{ scope.services|join(', ') }}"),
+        ("Vorige beslissing", "{% if previous_decision_number is defined %}{{ previous_decision_number }}{% else %}niet van toepassing{% endif %}"),
+    ])
+    d.add_heading("2. Partijen", level=1)
+    _table(d, _firm_rows() + [_firm_address_row()] + _provider_rows() + [
+        ("Contactpersoon", "{% if contact is defined %}{{ contact.name }}{% if contact.role is defined %}, {{ contact.role }}{% endif %}{% else %}—{% endif %}"),
+    ])
+    d.add_heading("3. Scope en structuur", level=1)
+    d.add_paragraph("Kmop-norm: " + _NORM + ".")
+    _loop_table(d, ["Vereiste", "Omschrijving", "Audit"],
+                ["{{ r.id }}", "{{ r.title }}", "{{ r.status_label }}"],
+                "r in norm.requirements", widths=[2.2, 9.0, 5.4])
+    _table(d, [
+        ("Personen die de dienst leveren", "{{ structure.people }}"),
+        ("Vestigingen in België", "{{ structure.belgian_sites }}"),
+        ("Vestigingen in het buitenland", "{{ structure.foreign_sites }}"),
+        ("Structuurklasse", "{{ tariff.structure_class.id }}: {{ tariff.structure_class.label }}"),
+    ])
+    d.add_paragraph("Ingeroepen vrijstellingen:")
+    _loop_table(d, ["Grond", "Bewijs", "Vrijgestelde vereisten"],
+                ["{{ e.label }}", "{{ e.reference }}", "{{ e.requirements }}"],
+                "e in norm.exemptions", empty="Geen vrijstellingen ingeroepen.", widths=[4.5, 7.0, 5.1])
+    d.add_heading("4. Prijs en duur", level=1)
+    d.add_paragraph(
+        "Prijs en duur volgen uit het tijdrooster van het Agentschap Innoveren & Ondernemen: "
+        "{{ tariff.hourly_rate|euro }} per uur (tijdrooster {{ tariff.version }}, van kracht sinds "
+        "{{ tariff.effective_from|dutch_date }})."
+    )
+    _loop_table(d, ["Onderdeel", "Berekening", "Uren", "Tarief", "Bedrag", "Tariefregel"],
+                ["{{ line.label }}", "{{ line.quantity }} × {{ line.unit_hours }} u", "{{ line.hours }}",
+                 "{{ line.rate|euro }}", "{{ line.amount|euro }}", "{{ line.source }}"],
+                "line in tariff.lines", widths=[4.8, 2.2, 1.1, 1.8, 2.2, 4.5], size=Pt(8))
+    _table(d, [
+        ("Totaal aantal uren", "{{ tariff.total_hours }} uur ({{ tariff.audit_days }} auditdagen van {{ tariff.hours_per_day }} uur)"),
+        ("Auditbezoek", "{{ tariff.visit_hours }} uur, {{ tariff.visit_days }} dag(en) ter plaatse"),
+        ("Subtotaal (excl. btw)", "{{ tariff.subtotal|euro }}"),
+        ("Btw {{ tariff.vat_rate_percent }} %", "{{ tariff.vat|euro }}"),
+        ("Totaal (incl. btw)", "{{ tariff.total|euro }}"),
+        ("Reiskosten buitenland", "{% if tariff.travel %}{{ tariff.travel.text }} ({{ tariff.travel.foreign_sites }} vestiging(en) in het buitenland){% else %}niet van toepassing{% endif %}"),
+    ])
+    d.add_paragraph("{%p for note in tariff.notes %}")
+    d.add_paragraph("{{ note }}", style="List Bullet")
+    d.add_paragraph("{%p endfor %}")
+    d.add_heading("5. Voorwaarden", level=1)
+    d.add_paragraph(
+        "De audit toetst de organisatie van de dienstverlener aan de kmop-norm; ze doet geen uitspraak over de "
+        "kwaliteit van de aangeboden opleidingen of adviezen. De auditor plant het auditbezoek in overleg met de "
+        "dienstverlener en bezorgt vooraf het voorbereidingspakket. Door deze offerte te ondertekenen aanvaardt "
+        "de aanvrager de audit en de kosten ervan."
+    )
+    _signature_space(d, "Voor het auditbureau: {{ audit_firm.name }}")
+    _signature_space(d, "Voor akkoord, de aanvrager: {{ provider.name }}")
+    return d
+
+
+def preparation_pack() -> Document:
+    d = _base("Voorbereidingspakket kmop-audit", "Invuldocument en lijst van de voor te leggen documenten")
+    d.add_heading("1. Audit", level=1)
+    _table(d, [
+        ("Kenmerk", "{{ pack_number }}"),
+        ("Datum", "{{ date|dutch_date }}"),
+        ("Offerte", "{{ quote_number }}"),
+        ("Soort audit", _AUDIT_KIND_LABELS),
+        ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
+        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("Kmop-norm", _NORM),
+        ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+    ] + _firm_rows() + _provider_rows())
+    d.add_heading("2. Auditbezoek", level=1)
+    d.add_paragraph("Gepland op {{ visit.dates|map('dutch_date')|join(', ') }}, op de volgende vestiging(en):")
+    _loop_table(d, ["Vestiging", "Adres", "Vestigingseenheid"],
+                ["{{ s.label }}", "{{ s.address.street }}, {{ s.address.postal_code }} {{ s.address.city }} ({{ s.address.country }})",
+                 "{% if s.establishment_unit_number is defined %}{{ s.establishment_unit_number }}{% else %}—{% endif %}"],
+                "s in visit.sites", widths=[3.8, 8.6, 4.2])
+    d.add_paragraph("Auditor(en):")
+    _loop_table(d, ["Naam", "Rol"], ["{{ a.name }}", "{% if a.role is defined %}{{ a.role }}{% else %}auditor{% endif %}"],
+                "a in auditors", widths=[8.3, 8.3])
+    d.add_paragraph("Wij vragen de volgende personen aanwezig te zijn:")
+    _loop_table(d, ["Functie", "Naam", "Waarvoor"],
+                ["{{ p.role }}", "{% if p.name is defined %}{{ p.name }}{% else %}—{% endif %}",
+                 "{% if p.reason is defined %}{{ p.reason }}{% else %}—{% endif %}"],
+                "p in attendees", widths=[4.5, 4.5, 7.6])
+    d.add_paragraph("{%p if return_by is defined %}")
+    d.add_paragraph("Gelieve het ingevulde invuldocument terug te bezorgen uiterlijk op {{ return_by|dutch_date }}.")
+    d.add_paragraph("{%p endif %}")
+    d.add_heading("3. Invuldocument kmop-norm", level=1)
+    d.add_paragraph(
+        "Noteer per indicator hoe en met welke middelen u aantoont dat u eraan voldoet, en welke medewerkers "
+        "daarvoor aanwezig moeten zijn. Dit is een werkdocument voor uzelf; de auditor beoordeelt elke indicator "
+        "op overeenstemming en aantoonbaarheid."
+    )
+    d.add_paragraph("{%p if norm.is_paraphrase %}")
+    _small(d, "De indicatorteksten zijn een parafrase door kmop-docs (kmop-norm {{ norm.version }}); de officiële "
+              "bijlage van de kmop-norm heeft voorrang.")
+    d.add_paragraph("{%p endif %}")
+    widths = [2.0, 5.4, 4.6, 4.6]
+    table = d.add_table(rows=0, cols=4)
+    table.style = "Table Grid"
+    _header_row(table, ["Indicator", "Bewijs (document, registratie, dossier)", "Middelen", "Aanwezige personen"], widths)
+    _tag_row(table, "{%tr for req in norm.requirements %}")
+    _merged_row(table, "Vereiste {{ req.id }}: {{ req.title }}", bold=True, fill="D9E2F3")
+    _merged_row(table, "{{ req.summary }}", italic=True)
+    _tag_row(table, "{%tr for ind in req.indicators %}")
+    row = table.add_row()
+    row.cells[0].text = "{{ ind.id }}"
+    row.cells[0].paragraphs[0].runs[0].bold = True
+    text_cell = row.cells[1].merge(row.cells[3])
+    text_cell.text = "{{ ind.text }}"
+    _shade(row.cells[0], "F2F2F2")
+    _shade(text_cell, "F2F2F2")
+    _tag_row(table, "{%tr for _ in range(norm.blank_rows) %}")
+    blank = table.add_row()
+    blank.height = Cm(0.9)
+    blank.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+    _set_widths(blank.cells, widths)
+    _tag_row(table, "{%tr endfor %}")
+    _tag_row(table, "{%tr endfor %}")
+    _tag_row(table, "{%tr endfor %}")
+    _fix_grid(table, widths)
+    d.add_paragraph()
+    d.add_heading("4. Voor te leggen documenten", level=1)
+    d.add_paragraph("Leg de volgende documenten klaar bij het begin van het auditbezoek:")
+    _loop_table(d, ["Nr.", "Document", "Klaar", "Opmerking"],
+                ["{{ item.number }}", "{{ item.text }}", "☐", ""],
+                "item in checklist", widths=[1.2, 10.4, 1.4, 3.6])
+    d.add_paragraph("{%p if known_dossiers is defined and known_dossiers %}")
+    d.add_heading("5. Gekende projectdossiers", level=1)
+    d.add_paragraph("Houd voor de volgende opdrachten het volledige projectdossier ter beschikking:")
+    _loop_table(d, ["Nr.", "Referentie", "Klant", "Dienst", "Gestart op"],
+                ["{{ loop.index }}", "{{ k.reference }}", "{{ k.client }}", "{{ k.service }}", "{{ k.started_on|dutch_date }}"],
+                "k in known_dossiers", widths=[1.2, 3.8, 6.2, 2.2, 3.2])
+    d.add_paragraph("{%p endif %}")
+    d.add_paragraph("{%p if remarks is defined %}")
+    d.add_heading("Opmerkingen", level=1)
+    d.add_paragraph("{{ remarks }}")
+    d.add_paragraph("{%p endif %}")
+    _signature_space(d, "Voor het auditbureau: {{ audit_firm.name }}")
+    return d
+
+
+def _audit_report(title: str, follow_up: bool) -> Document:
+    d = _base(title, "Vaststellingen van de audit volgens de kmop-norm")
+    d.add_heading("1. Audit", level=1)
+    rows = [
+        ("Rapportnummer", "{{ report_number }}"),
+        ("Soort audit", _AUDIT_KIND_LABELS),
+    ]
+    if follow_up:
+        rows += [
+            ("Initieel auditrapport", "{{ initial.report_number }}"),
+            ("Initiële beslissing", "{{ initial.decision_number }}"),
+            ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+        ]
+    rows += [
+        ("Offerte", "{{ quote_number }}"),
+        ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
+        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("Kmop-norm", _NORM),
+    ] + _firm_rows() + _provider_rows()
+    _table(d, rows)
+    d.add_heading("2. Auditbezoek", level=1)
+    d.add_paragraph("Datum: {{ visit.dates|map('dutch_date')|join(', ') }}. "
+                    "Scope gevalideerd met de dienstverlener: {% if scope_validated %}ja{% else %}nee{% endif %}.")
+    _loop_table(d, ["Bezochte vestiging", "Adres"],
+                ["{{ s.label }}", "{{ s.address.street }}, {{ s.address.postal_code }} {{ s.address.city }} ({{ s.address.country }})"],
+                "s in visit.sites", widths=[5.0, 11.6])
+    _loop_table(d, ["Auditor", "Rol"], ["{{ a.name }}", "{% if a.role is defined %}{{ a.role }}{% else %}auditor{% endif %}"],
+                "a in auditors", widths=[8.3, 8.3])
+    _loop_table(d, ["Gesproken personen", "Functie"],
+                ["{{ p.name }}", "{% if p.role is defined %}{{ p.role }}{% else %}—{% endif %}"],
+                "p in persons_interviewed", widths=[8.3, 8.3])
+    d.add_heading("3. Voorgelegde documenten", level=1)
+    _loop_table(d, ["Document", "Voorgelegd", "Opmerking"],
+                ["{{ x.document }}", "{% if x.presented %}ja{% else %}nee{% endif %}",
+                 "{% if x.remark is defined %}{{ x.remark }}{% endif %}"],
+                "x in documents_presented", empty="Geen documenten geregistreerd.", widths=[7.8, 2.4, 6.4])
+    d.add_heading("4. Steekproef projectdossiers", level=1)
+    _loop_table(d, ["Referentie", "Klant", "Dienst", "Gesubsidieerd", "Status", "Opmerking"],
+                ["{{ s.reference }}", "{{ s.client }}", "{{ s.service }}",
+                 "{% if s.subsidised %}ja{% else %}nee{% endif %}",
+                 "{% if s.status == 'finished' %}afgerond{% else %}lopend{% endif %}",
+                 "{% if s.remark is defined %}{{ s.remark }}{% endif %}"],
+                "s in sampled_dossiers", empty="Geen projectdossiers in de steekproef.",
+                widths=[3.1, 3.3, 1.6, 2.5, 1.8, 4.3], size=Pt(9))
+    d.add_heading("5. Vaststellingen per indicator", level=1)
+    d.add_paragraph(
+        "Elke indicator krijgt twee waarderingen: overeenstemming (O, de beschreven werkwijze) en aantoonbaarheid "
+        "(A, de toepassing in de praktijk): "
+        "{% for s in norm.scores %}{{ s.code }} = {{ s.label }}{% if not loop.last %}, {% endif %}{% endfor %}."
+    )
+    widths = [1.9, 5.0, 0.8, 0.8, 8.1]
+    table = d.add_table(rows=0, cols=5)
+    table.style = "Table Grid"
+    _header_row(table, ["Indicator", "Omschrijving", "O", "A", "Vaststelling"], widths, Pt(9))
+    _tag_row(table, "{%tr for req in findings_table %}")
+    _merged_row(table, "Vereiste {{ req.id }}: {{ req.title }}", bold=True, fill="D9E2F3")
+    _tag_row(table, "{%tr for f in req.indicators %}")
+    _fill_row(table, ["{{ f.id }}", "{{ f.text }}",
+                      "{% if f.exempt %}—{% else %}{{ f.conformity }}{% endif %}",
+                      "{% if f.exempt %}—{% else %}{{ f.demonstrability }}{% endif %}",
+                      "{{ f.finding }}"], widths, size=Pt(9))
+    _tag_row(table, "{%tr endfor %}")
+    _tag_row(table, "{%tr endfor %}")
+    _fix_grid(table, widths)
+    d.add_paragraph()
+    d.add_heading("6. Voorgesteld resultaat per vereiste", level=1)
+    d.add_paragraph(
+        "Voorstel aan de auditcommissie: een vereiste is geslaagd wanneer elke indicator op beide assen T of V "
+        "scoort, en vrijgesteld wanneer al haar indicatoren vrijgesteld zijn; anders is ze niet geslaagd. "
+        "De auditcommissie kan een vereiste met een G delibereren. Zij beslist over het resultaat."
+    )
+    _loop_table(d, ["Vereiste", "Voorstel", "Toelichting"],
+                ["{{ r.requirement_id }} {{ r.title }}", "{{ r.result_label }}", "{{ r.explanation }}"],
+                "r in requirement_results", widths=[5.0, 2.8, 8.8])
+    d.add_paragraph("{%p if conclusion is defined %}")
+    d.add_heading("7. Algemene conclusie", level=1)
+    d.add_paragraph("{{ conclusion }}")
+    d.add_paragraph("{%p endif %}")
+    d.add_heading("Goedkeuring door de dienstverlener", level=1)
+    d.add_paragraph(
+        "De auditor heeft dit rapport op het einde van het auditbezoek voorgelezen. Het werd goedgekeurd door "
+        "{{ provider_approval.name }} namens {{ provider.name }} op {{ provider_approval.date|dutch_date }}."
+    )
+    _signature_space(d, "Handtekening van de auditor ({{ auditors[0].name }})")
+    return d
+
+
+def audit_report() -> Document:
+    return _audit_report("Auditrapport kmop-audit", follow_up=False)
+
+
+def follow_up_audit_report() -> Document:
+    return _audit_report("Opvolgingsaudit — auditrapport", follow_up=True)
+
+
+def _decision(title: str, follow_up: bool) -> Document:
+    d = _base(title, "Uitspraak over de vereisten van de kmop-norm op basis van het auditrapport")
+    d.add_heading("1. Beslissing", level=1)
+    rows = [
+        ("Beslissingsnummer", "{{ decision_number }}"),
+        ("Vergadering auditcommissie", "{{ meeting_date|dutch_date }}"),
+    ]
+    if follow_up:
+        rows += [
+            ("Soort audit", _AUDIT_KIND_LABELS),
+            ("Initieel auditrapport", "{{ initial.report_number }}"),
+            ("Initiële beslissing", "{{ initial.decision_number }}"),
+            ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+        ]
+    rows += [
+        ("Auditrapport", "{{ audit_report_number }}"),
+        ("Datum auditbezoek", "{{ audit_date|dutch_date }}"),
+        ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
+        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("Kmop-norm", _NORM),
+    ] + _firm_rows() + _provider_rows()
+    _table(d, rows)
+    d.add_heading("2. Samenstelling van de auditcommissie", level=1)
+    d.add_paragraph("De auditcommissie (certificatiecommissie van het auditbureau) was samengesteld uit:")
+    _loop_table(d, ["Naam", "Functie"], ["{{ m.name }}", "{% if m.role is defined %}{{ m.role }}{% else %}lid{% endif %}"],
+                "m in members", widths=[8.3, 8.3])
+    d.add_heading("3. Resultaat per vereiste", level=1)
+    _loop_table(d, ["Vereiste", "Resultaat", "Motivering"],
+                ["{{ r.requirement_id }} {{ r.title }}", "{{ r.result_label }}", "{{ r.motivation }}"],
+                "r in requirement_decisions", widths=[4.6, 2.8, 9.2])
+    d.add_heading("4. Eindresultaat", level=1)
+    failed = "{% for r in norm.failed %}{{ r.id }} {{ r.title }}{% if not loop.last %}, {% endif %}{% endfor %}"
+    d.add_paragraph("{%p if outcome == 'positive' %}")
+    if follow_up:
+        d.add_paragraph(
+            "Positief. {% if audit_kind == 'follow_up' %}De dienstverlener voldoet nu aan alle vereisten; de "
+            "voorwaardelijke registratie loopt verder als gewone registratie tot het einde van de periode van vijf "
+            "jaar.{% else %}De dienstverlener voldoet nu aan alle vereisten; de auditcommissie adviseert een "
+            "registratie voor vijf jaar.{% endif %}"
+        ).runs[0].bold = True
+    else:
+        d.add_paragraph(
+            "Positief. De dienstverlener voldoet aan de kmop-norm; de auditcommissie adviseert een registratie "
+            "voor vijf jaar."
+        ).runs[0].bold = True
+    d.add_paragraph("{%p elif outcome == 'conditional' %}")
+    d.add_paragraph(
+        "Voorwaardelijk. De dienstverlener voldoet niet volledig aan de kmop-norm maar is op de goede weg. "
+        "Niet geslaagd: " + failed + "."
+    ).runs[0].bold = True
+    d.add_paragraph(
+        "Een opvolgingsaudit moet plaatsvinden tussen {{ follow_up_from|dutch_date }} en "
+        "{{ follow_up_until|dutch_date }}. Daarbij worden enkel de niet geslaagde vereisten opnieuw beoordeeld; "
+        "de vereisten die geslaagd, gedelibereerd of vrijgesteld zijn, worden niet opnieuw gecontroleerd."
+    )
+    d.add_paragraph("{%p else %}")
+    d.add_paragraph("Negatief. Niet geslaagd: " + failed + ".").runs[0].bold = True
+    if follow_up:
+        d.add_paragraph(
+            "{% if audit_kind == 'follow_up' %}De opvolgingsaudit is niet geslaagd: de voorwaardelijke registratie "
+            "eindigt.{% else %}De bijkomende audit is niet geslaagd: er volgt geen registratie op basis van deze "
+            "aanvraag; een nieuwe registratieaanvraag is mogelijk.{% endif %}"
+        )
+    else:
+        d.add_paragraph(
+            "De dienstverlener kan voor de niet geslaagde vereisten een bijkomende audit laten uitvoeren, uiterlijk "
+            "op {{ additional_audit_by|dutch_date }}, om alsnog een registratie te bekomen."
+        )
+    d.add_paragraph("{%p endif %}")
+    d.add_paragraph(
+        "Dit resultaat en het auditrapport worden bezorgd aan de dienstverlener en aan het Agentschap Innoveren & "
+        "Ondernemen, dat namens de minister over de registratie beslist."
+    )
+    d.add_paragraph("{%p if remarks is defined %}")
+    d.add_heading("Opmerkingen", level=1)
+    d.add_paragraph("{{ remarks }}")
+    d.add_paragraph("{%p endif %}")
+    _signature_space(d, "Voor de auditcommissie van {{ audit_firm.name }}")
+    return d
+
+
+def commission_decision() -> Document:
+    return _decision("Beslissing van de auditcommissie", follow_up=False)
+
+
+def follow_up_decision() -> Document:
+    return _decision("Beslissing na opvolgings- of bijkomende audit", follow_up=True)
+
+
+def registration_certificate() -> Document:
+    d = _base("Attest van registratie", "Dienstverlener in de kmo-portefeuille")
+    d.add_paragraph(
+        "Het Agentschap Innoveren & Ondernemen bevestigt dat de onderstaande onderneming, op basis van het "
+        "auditdossier en namens de bevoegde minister, geregistreerd is als dienstverlener in de kmo-portefeuille."
+    )
+    number = d.add_paragraph()
+    number.add_run("Registratienummer: ").bold = True
+    number.add_run("{{ registration_number }}").font.size = Pt(16)
+    _table(d, [
+        ("Dienst", "{{ service }}"),
+        ("Thema's", "{{ themes|join(', ') }}"),
+    ] + _provider_rows() + [
+        ("Status", "{% if status == 'registered' %}geregistreerd{% else %}voorwaardelijk geregistreerd{% endif %}"),
+        ("Geldig van", "{{ valid_from|dutch_date }}"),
+        ("Geldig tot en met", "{{ valid_until|dutch_date }}"),
+    ])
+    d.add_heading("Grondslag", level=1)
+    _table(d, [
+        ("Auditrapport", "{{ basis.audit_report_number }}"),
+        ("Beslissing auditcommissie", "{{ basis.decision_number }}"),
+        ("Opvolgingsaudit", "{% if basis.follow_up_report_number is defined %}rapport {{ basis.follow_up_report_number }}{% if basis.follow_up_decision_number is defined %}, beslissing {{ basis.follow_up_decision_number }}{% endif %}{% else %}niet van toepassing{% endif %}"),
+        ("Auditbureau", "{{ basis.audit_firm.name }} ({{ basis.audit_firm.enterprise_number|enterprise_number }})"),
+    ])
+    d.add_paragraph("{%p if status == 'conditional' %}")
+    d.add_heading("Voorwaarden", level=1)
+    d.add_paragraph(
+        "Deze registratie is voorwaardelijk. Voor de volgende vereisten van de kmop-norm moet een opvolgingsaudit "
+        "plaatsvinden{% if conditions.follow_up_from is defined %} tussen {{ conditions.follow_up_from|dutch_date }} "
+        "en{% else %} uiterlijk op{% endif %} {{ conditions.follow_up_until|dutch_date }}:"
+    )
+    d.add_paragraph("{%p for r in condition_requirements %}")
+    d.add_paragraph("{{ r.id }} {{ r.title }}", style="List Bullet")
+    d.add_paragraph("{%p endfor %}")
+    d.add_paragraph(
+        "Als de opvolgingsaudit niet tijdig plaatsvindt of niet slaagt, eindigt de registratie."
+    )
+    d.add_paragraph("{%p endif %}")
+    d.add_paragraph(
+        "De registratie geldt voor vijf jaar vanaf de datum van registratie door de minister. "
+        "Uitgereikt op {{ issued_at|dutch_date }}."
+    )
+    _signature_space(d, "Voor het Agentschap Innoveren & Ondernemen")
+    return d
+
+
 BUILDERS: dict[str, Callable[[], Document]] = {
     "sworn_statement": sworn_statement,
+    "quote": quote,
+    "preparation_pack": preparation_pack,
+    "audit_report": audit_report,
+    "commission_decision": commission_decision,
+    "registration_certificate": registration_certificate,
+    "follow_up_audit_report": follow_up_audit_report,
+    "follow_up_decision": follow_up_decision,
 }
 
 

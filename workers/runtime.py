@@ -18,9 +18,8 @@ from signing.identities import IdentityStore
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from storage.base import DocumentStore
-from workflow.ledger import Ledger
 
-from .storage_factory import store_from_settings
+from .factories import store_from_settings, tracker_from_settings
 
 
 @dataclass
@@ -52,7 +51,7 @@ def build_runtime(settings: Settings) -> Runtime:
         max_conversions=settings.converter_max_conversions,
     )
     pool.start()
-    return Runtime(store, Pipeline(store, pool, signer, Ledger(store)), pool)
+    return Runtime(store, Pipeline(store, pool, signer, tracker_from_settings(settings, store)), pool)
 
 
 def install_runtime(runtime: Runtime | None) -> None:

@@ -3,7 +3,8 @@
 Each event is one object (``storage.keys.event_key``) created with a conditional create, so two
 writers racing for the same sequence number cannot both win; the loser re-reads and tries the
 next number. Each event carries the SHA-256 of the previous event, so the history is
-tamper-evident. Appending is idempotent: an event whose idempotency key is already in the log is
+tamper-evident. The history is the dossier's source of truth; nothing else is needed to
+rebuild its state. Appending is idempotent: an event whose idempotency key is already in the log is
 returned as it was recorded, not written again.
 """
 
@@ -13,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +68,28 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def no_lock(dossier_id: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
 class Ledger:
-    def __init__(self, store: DocumentStore, clock: Callable[[], str] = _utc_now) -> None:
+    """The event log of every dossier in one store.
+
+    ``lock`` serialises appends per dossier on top of the conditional create, for S3-compatible
+    servers that check ``If-None-Match`` non-atomically (see ``storage.s3.S3Store``); the
+    conditional create alone decides on servers that honour it, and the lock holds nothing that
+    cannot be lost.
+    """
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        clock: Callable[[], str] = _utc_now,
+        lock: Callable[[str], AbstractContextManager[object]] = no_lock,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.lock = lock
 
     def history(self, dossier_id: str) -> list[Event]:
         """Every event of the dossier in order; ``LedgerCorrupted`` if the chain is broken."""
@@ -97,41 +117,56 @@ class Ledger:
         type: str,
         idempotency_key: str,
         actor: str,
-        payload: dict[str, Any],
-        check: Callable[[list[Event]], None] | None = None,
+        payload: dict[str, Any] | Callable[[list[Event]], dict[str, Any]],
     ) -> tuple[Event, bool]:
         """Record an event once; returns it and whether this call created it.
 
-        ``check`` sees the history before the append and raises to refuse it; it runs again
-        whenever a racing writer took the sequence number first.
+        ``payload`` may be a function of the history before the append: it decides what the
+        event says and raises to refuse it. It runs again whenever a racing writer took the
+        sequence number first, so a decision is always taken on the history it extends.
         """
         for _ in range(_MAX_RACE_ATTEMPTS):
             history = self.history(dossier_id)
             for event in history:
                 if event.idempotency_key == idempotency_key:
                     return event, False
-            if check is not None:
-                check(history)
-            sequence = len(history) + 1
-            body: dict[str, Any] = {
-                "dossier_id": dossier_id,
-                "sequence": sequence,
-                "type": type,
-                "idempotency_key": idempotency_key,
-                "actor": actor,
-                "at": self.clock(),
-                "payload": payload,
-                "previous_hash": history[-1].hash if history else GENESIS,
-            }
-            body["hash"] = _event_hash(body)
-            try:
-                self.store.put_once(
-                    event_key(dossier_id, sequence),
-                    _canonical(body),
-                    "application/json",
-                    {"idempotency-key": idempotency_key},
-                )
-            except ObjectExists:
-                continue
+            with self.lock(dossier_id):
+                if len(self.store.list(events_prefix(dossier_id))) != len(history):
+                    continue
+                body = self._body(dossier_id, history, type, idempotency_key, actor, payload)
+                try:
+                    self.store.put_once(
+                        event_key(dossier_id, body["sequence"]),
+                        _canonical(body),
+                        "application/json",
+                        {"idempotency-key": idempotency_key},
+                    )
+                except ObjectExists:
+                    continue
             return Event(**body), True
         raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
+
+    def _body(
+        self,
+        dossier_id: str,
+        history: list[Event],
+        type: str,
+        idempotency_key: str,
+        actor: str,
+        payload: dict[str, Any] | Callable[[list[Event]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        if callable(payload):
+            payload = payload(history)
+        sequence = len(history) + 1
+        body: dict[str, Any] = {
+            "dossier_id": dossier_id,
+            "sequence": sequence,
+            "type": type,
+            "idempotency_key": idempotency_key,
+            "actor": actor,
+            "at": self.clock(),
+            "payload": payload,
+            "previous_hash": history[-1].hash if history else GENESIS,
+        }
+        body["hash"] = _event_hash(body)
+        return body

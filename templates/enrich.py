@@ -1,0 +1,329 @@
+"""What a template shows besides the job's data: values computed from the data and the data files.
+
+``enrich(kind_name, data)`` returns the additions to a kind's render context (the render context
+is the data, these additions and the ``doc`` envelope). They are pure functions of the validated
+data, the tariff (workflow/tariff_data) and the kmop-norm (workflow/norm_data):
+
+- ``quote``: ``tariff`` (every line of the price and duration computation), ``norm``
+  (which requirements are in scope, exempt or out of scope) and ``quote_valid_until``.
+- ``preparation_pack``: ``norm`` (the fill-in workbook: every indicator in scope) and
+  ``checklist`` (the documents to have ready for this audit kind).
+- ``audit_report`` / ``follow_up_audit_report``: ``norm``, ``findings_table`` (findings in norm
+  order with the indicator texts) and ``requirement_results`` (the proposed result per
+  requirement, by the rule of NOTES.md section D).
+- ``commission_decision`` / ``follow_up_decision``: ``norm`` and ``requirement_decisions``.
+- ``registration_certificate``: ``norm`` and ``condition_requirements``.
+
+Amounts are strings such as ``"2400.00"`` (the ``euro`` filter formats them); hours and days are
+strings in Dutch notation (``"3,5"``). Data whose parts contradict each other or the data files
+(an unknown indicator, a finding outside the audit's scope, failed requirements that differ from
+the results) raises ``InvalidJob`` naming the field, so enrich can also serve as a check at job
+submission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from kmop.errors import InvalidJob
+from workflow.norm import Norm, load_norm, proposed_result
+from workflow.tariff import QuoteComputation, compute_quote
+
+Context = dict[str, Any]
+
+RESULT_LABELS = {
+    "geslaagd": "geslaagd",
+    "gedelibereerd": "gedelibereerd",
+    "niet_geslaagd": "niet geslaagd",
+    "vrijgesteld": "vrijgesteld",
+}
+
+# Where each tariff input comes from in a quote's data, to name the right field in errors.
+_QUOTE_FIELDS = {
+    "inputs.audit_kind": "data.audit_kind",
+    "inputs.services": "data.scope.services",
+    "inputs.belgian_sites": "data.structure.belgian_sites",
+    "inputs.foreign_sites": "data.structure.foreign_sites",
+    "inputs.people": "data.structure.people",
+    "inputs.requirements_in_scope": "data.scope.requirement_ids",
+    "inputs.exempt_requirements": "data.structure.exemptions",
+    "on": "data.date",
+    "inputs": "data",
+}
+
+
+def enrich(kind_name: str, data: Mapping[str, Any]) -> Context:
+    """The render-context additions for this kind ({} for a kind that needs none)."""
+    enricher = _ENRICHERS.get(kind_name)
+    return {} if enricher is None else enricher(data)
+
+
+def quote(data: Mapping[str, Any]) -> Context:
+    norm = _norm(data)
+    exemptions = data["structure"]["exemptions"]
+    exempt = norm.exempt_requirements([e["basis"] for e in exemptions], "data.structure.exemptions")
+    inputs: dict[str, Any] = {
+        "audit_kind": data["audit_kind"],
+        "services": list(data["scope"]["services"]),
+        "belgian_sites": data["structure"]["belgian_sites"],
+        "foreign_sites": data["structure"]["foreign_sites"],
+        "people": data["structure"]["people"],
+        "exempt_requirements": [r.id for r in exempt],
+    }
+    if "requirement_ids" in data["scope"]:
+        norm.requirements_in(data["scope"]["requirement_ids"], "data.scope.requirement_ids")
+        inputs["requirements_in_scope"] = list(data["scope"]["requirement_ids"])
+    try:
+        computation = compute_quote(inputs, on=dt.date.fromisoformat(data["date"]))
+    except InvalidJob as exc:
+        raise _renamed(exc, _QUOTE_FIELDS) from None
+    in_scope = set(computation.requirements_in_scope)
+    exempt_ids = {r.id for r in exempt}
+    requirements = []
+    for requirement in norm.requirements:
+        if requirement.id in in_scope:
+            status, label = "in_scope", "in scope"
+        elif requirement.id in exempt_ids:
+            status, label = "exempt", "vrijgesteld"
+        else:
+            status, label = "out_of_scope", "niet in scope (eerder positief beoordeeld)"
+        requirements.append({"id": requirement.id, "title": requirement.title, "status": status,
+                             "status_label": label})
+    norm_context = _norm_summary(norm)
+    norm_context["requirements"] = requirements
+    norm_context["exemptions"] = [
+        {"basis": e["basis"], "label": norm.exemption_basis(e["basis"]).label, "reference": e["reference"],
+         "requirements": ", ".join(norm.exemption_basis(e["basis"]).requirement_ids)}
+        for e in exemptions
+    ]
+    valid_until = dt.date.fromisoformat(data["date"]) + dt.timedelta(days=data["validity_days"] - 1)
+    return {"tariff": tariff_context(computation), "norm": norm_context,
+            "quote_valid_until": valid_until.isoformat()}
+
+
+def tariff_context(computation: QuoteComputation) -> Context:
+    """A quote computation as template values: amounts as strings, hours in Dutch notation."""
+    c = computation
+    return {
+        "version": c.tariff_version,
+        "effective_from": c.tariff_effective_from.isoformat(),
+        "currency": c.currency,
+        "audit_kind_label": c.audit_kind_label,
+        "structure_class": {"id": c.structure_class.id, "label": c.structure_class.label},
+        "hourly_rate": str(c.hourly_rate),
+        "lines": [
+            {
+                "component": line.component,
+                "label": line.label,
+                "quantity": _nl(line.quantity),
+                "unit_hours": _nl(line.unit_hours),
+                "hours": _nl(line.hours),
+                "rate": str(line.rate),
+                "amount": str(line.amount),
+                "source": line.source,
+            }
+            for line in c.lines
+        ],
+        "total_hours": _nl(c.total_hours),
+        "visit_hours": _nl(c.visit_hours),
+        "visit_days": _nl(c.visit_days),
+        "audit_days": _nl(c.audit_days),
+        "hours_per_day": _nl(c.hours_per_day),
+        "requirements_in_scope": list(c.requirements_in_scope),
+        "exempt_requirements": list(c.exempt_requirements),
+        "scope_share_percent": _nl(c.scope_share * 100),
+        "subtotal": str(c.subtotal),
+        "vat_rate_percent": _nl(c.vat_rate * 100),
+        "vat": str(c.vat),
+        "total": str(c.total),
+        "travel": None if c.travel is None else {
+            "foreign_sites": c.travel.foreign_sites, "label": c.travel.label, "text": c.travel.text,
+        },
+        "notes": list(c.notes),
+        "assumption": c.assumption,
+        "sources": [{"tag": s.get("tag", ""), "url": s.get("url", "")} for s in c.sources],
+    }
+
+
+def preparation_pack(data: Mapping[str, Any]) -> Context:
+    norm = _norm(data)
+    requirements = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
+    norm_context = _norm_summary(norm)
+    norm_context["blank_rows"] = data.get("blank_rows_per_indicator", 3)
+    norm_context["requirements"] = [
+        {"id": r.id, "title": r.title, "summary": r.summary,
+         "indicators": [{"id": i.id, "text": i.text} for i in r.indicators]}
+        for r in requirements
+    ]
+    checklist = [{"text": item.text, "source": item.source} for item in norm.checklist_for(data["audit_kind"])]
+    checklist += [{"text": text, "source": "auditbureau"} for text in data.get("additional_documents", [])]
+    for number, item in enumerate(checklist, 1):
+        item["number"] = number
+    return {"norm": norm_context, "checklist": checklist}
+
+
+def audit_report(data: Mapping[str, Any]) -> Context:
+    norm = _norm(data)
+    if "requirement_ids" in data:
+        requirements = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
+    else:
+        requirements = list(norm.requirements)
+    in_scope = {i.id for r in requirements for i in r.indicators}
+    scope_text = ", ".join(r.id for r in requirements)
+
+    findings: dict[str, Mapping[str, Any]] = {}
+    for index, finding in enumerate(data["findings"]):
+        field = f"data.findings[{index}].indicator_id"
+        indicator = norm.indicator(finding["indicator_id"], field)
+        if indicator.id not in in_scope:
+            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
+        if indicator.id in findings:
+            raise InvalidJob(field, f"indicator {indicator.id} has a finding already")
+        findings[indicator.id] = finding
+    exemptions: dict[str, Mapping[str, Any]] = {}
+    for index, exemption in enumerate(data["exemptions"]):
+        field = f"data.exemptions[{index}].indicator_id"
+        indicator = norm.indicator(exemption["indicator_id"], field)
+        if indicator.id not in in_scope:
+            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
+        if indicator.id in findings or indicator.id in exemptions:
+            raise InvalidJob(field, f"indicator {indicator.id} has a finding or an exemption already")
+        basis = norm.exemption_basis(exemption["basis"], f"data.exemptions[{index}].basis")
+        if indicator.requirement_id not in basis.requirement_ids:
+            raise InvalidJob(f"data.exemptions[{index}].basis",
+                             f"{basis.label} does not exempt requirement {indicator.requirement_id} in kmop-norm "
+                             f"{norm.version} (it exempts {', '.join(basis.requirement_ids)})")
+        exemptions[indicator.id] = exemption
+
+    scores = {i: (f["conformity"], f["demonstrability"]) for i, f in findings.items()}
+    bases = {i: e["basis"] for i, e in exemptions.items()}
+    table, results = [], []
+    for requirement in requirements:
+        result = proposed_result(norm, requirement, scores, bases, "data.findings")
+        rows = []
+        for indicator in requirement.indicators:
+            row: dict[str, Any] = {"id": indicator.id, "text": indicator.text}
+            if indicator.id in exemptions:
+                exemption = exemptions[indicator.id]
+                row.update(exempt=True, conformity="", demonstrability="",
+                           finding=f"vrijgesteld op basis van {norm.exemption_basis(exemption['basis']).label} "
+                                   f"({exemption['reference']})")
+            else:
+                finding = findings[indicator.id]
+                row.update(exempt=False, conformity=finding["conformity"],
+                           demonstrability=finding["demonstrability"], finding=finding["finding"])
+            rows.append(row)
+        table.append({"id": requirement.id, "title": requirement.title, "indicators": rows})
+        results.append({
+            "requirement_id": requirement.id,
+            "title": requirement.title,
+            "result": result.result,
+            "result_label": RESULT_LABELS[result.result],
+            "deliberable": result.deliberable,
+            "explanation": _explanation(norm, result.result, result.below_passing, result.exempted,
+                                        result.deliberable, scores, bases),
+        })
+    norm_context = _norm_summary(norm)
+    norm_context["scores"] = [{"code": code, "label": label} for code, label in norm.scores.items()]
+    return {"norm": norm_context, "findings_table": table, "requirement_results": results}
+
+
+def commission_decision(data: Mapping[str, Any]) -> Context:
+    norm = _norm(data)
+    if "requirement_ids" in data:
+        expected = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
+    else:
+        expected = list(norm.requirements)
+    expected_ids = [r.id for r in expected]
+    decided: dict[str, Mapping[str, Any]] = {}
+    for index, item in enumerate(data["requirements"]):
+        field = f"data.requirements[{index}].requirement_id"
+        requirement = norm.requirement(item["requirement_id"], field)
+        if requirement.id not in expected_ids:
+            raise InvalidJob(field, f"requirement {requirement.id} is not in the scope of this decision "
+                                    f"({', '.join(expected_ids)})")
+        if requirement.id in decided:
+            raise InvalidJob(field, f"requirement {requirement.id} is judged twice")
+        decided[requirement.id] = item
+    missing = [r for r in expected_ids if r not in decided]
+    if missing:
+        raise InvalidJob("data.requirements", f"no result for requirement(s) {', '.join(missing)}")
+    failed = sorted(r for r, item in decided.items() if item["result"] == "niet_geslaagd")
+    if sorted(data["failed_requirements"]) != failed:
+        raise InvalidJob("data.failed_requirements", "must list exactly the requirements judged niet_geslaagd "
+                                                     f"({', '.join(failed) or 'none'})")
+    rows = [
+        {"requirement_id": r.id, "title": r.title, "result": decided[r.id]["result"],
+         "result_label": RESULT_LABELS[decided[r.id]["result"]],
+         "motivation": decided[r.id].get("motivation", "")}
+        for r in expected
+    ]
+    norm_context = _norm_summary(norm)
+    norm_context["failed"] = [{"id": r.id, "title": r.title} for r in expected if r.id in failed]
+    return {"norm": norm_context, "requirement_decisions": rows}
+
+
+def registration_certificate(data: Mapping[str, Any]) -> Context:
+    norm = load_norm(on=dt.date.fromisoformat(data["valid_from"]), field="data.valid_from")
+    failed = []
+    if "conditions" in data:
+        failed = norm.requirements_in(data["conditions"]["failed_requirements"],
+                                      "data.conditions.failed_requirements")
+    return {"norm": _norm_summary(norm),
+            "condition_requirements": [{"id": r.id, "title": r.title} for r in failed]}
+
+
+def _norm(data: Mapping[str, Any]) -> Norm:
+    return load_norm(data["norm_version"], field="data.norm_version")
+
+
+def _norm_summary(norm: Norm) -> Context:
+    return {"version": norm.version, "title": norm.title, "status": norm.status,
+            "is_paraphrase": norm.status == "paraphrase"}
+
+
+def _explanation(norm: Norm, result: str, below: tuple[str, ...], exempted: tuple[str, ...],
+                 deliberable: bool, scores: Mapping[str, tuple[str, str]], bases: Mapping[str, str]) -> str:
+    if result == "vrijgesteld":
+        labels = sorted({norm.exemption_basis(bases[i]).label for i in exempted})
+        return f"alle indicatoren vrijgesteld ({', '.join(labels)})"
+    parts = []
+    if result == "geslaagd":
+        passing = " of ".join(sorted(norm.passing_scores))
+        parts.append(f"alle beoordeelde indicatoren scoren {passing} op beide assen")
+    else:
+        low = ", ".join(f"{i} ({scores[i][0]}/{scores[i][1]})" for i in below)
+        parts.append(f"onder de norm: {low}")
+        if deliberable:
+            parts.append("deliberatie door de auditcommissie mogelijk")
+    if exempted:
+        parts.append(f"vrijgesteld: {', '.join(exempted)}")
+    return "; ".join(parts)
+
+
+def _renamed(exc: InvalidJob, fields: Mapping[str, str]) -> InvalidJob:
+    field = exc.field
+    for prefix in sorted(fields, key=len, reverse=True):
+        if field == prefix or field.startswith(prefix + "[") or field.startswith(prefix + "."):
+            field = fields[prefix] + field[len(prefix):]
+            break
+    return InvalidJob(field, exc.reason)
+
+
+def _nl(value: Decimal) -> str:
+    """``Decimal('3.50')`` -> ``3,5``; ``Decimal('16.0')`` -> ``16``."""
+    return format(value.normalize(), "f").replace(".", ",")
+
+
+_ENRICHERS: dict[str, Callable[[Mapping[str, Any]], Context]] = {
+    "quote": quote,
+    "preparation_pack": preparation_pack,
+    "audit_report": audit_report,
+    "follow_up_audit_report": audit_report,
+    "commission_decision": commission_decision,
+    "follow_up_decision": commission_decision,
+    "registration_certificate": registration_certificate,
+}
