@@ -16,6 +16,7 @@ from signing.policy import policy_for
 from signing.roles import Role
 from storage.keys import check_dossier_id
 from templates.catalog import DocumentKind, get_kind
+from templates.enrich import enrich
 from templates.validation import validate_data
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -74,4 +75,5 @@ def parse_job(payload: Any) -> DocumentJob:
     if not isinstance(data, dict):
         raise InvalidJob("data", "must be a JSON object")
     validate_data(kind, data)
+    enrich(kind.name, data)  # checks what the schema cannot: the tariff, the norm's indicators
     return DocumentJob(dossier_id, kind.name, data, key, role)

@@ -19,6 +19,7 @@ from kmop.errors import RenderError
 from kmop.identifiers import InvalidIdentifier, format_enterprise_number, format_iban
 
 from .catalog import DocumentKind
+from .enrich import enrich
 
 _MONTHS_NL = (
     "januari", "februari", "maart", "april", "mei", "juni",
@@ -72,12 +73,12 @@ def _template_bytes(kind: DocumentKind) -> bytes:
 def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any]) -> bytes:
     """The rendered .docx as bytes.
 
-    ``data`` is the job's validated template data; ``envelope`` is what every document carries
-    besides (dossier id, document id, issue time), available in the template as ``doc``.
+    ``data`` is the job's validated template data, extended by what ``enrich`` computes from it
+    (the tariff of a quote, the norm's indicators, ...); ``envelope`` is what every document
+    carries besides (dossier id, document id, issue time), available in the template as ``doc``.
     """
     template = DocxTemplate(io.BytesIO(_template_bytes(kind)))
-    context = dict(data)
-    context["doc"] = envelope
+    context = {**data, **enrich(kind.name, data), "doc": envelope}
     try:
         template.render(context, jinja_env=_environment(), autoescape=True)
     except jinja2.UndefinedError as exc:

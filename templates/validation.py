@@ -63,6 +63,8 @@ def _reason(error: ValidationError) -> str:
         return "is not a field of this document kind"
     if error.validator == "format" and error.cause is not None:
         return f"is not a valid {error.validator_value}: {error.cause}"
+    if error.validator == "not" and error.validator_value == {}:
+        return "is not allowed here"
     if error.validator == "const":
         return f"must be {json.dumps(error.validator_value)}"
     return error.message

@@ -31,7 +31,10 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_demo_writes_signed_pdfs_and_dossier(demo_out: Path) -> None:
     dossier = json.loads((demo_out / "dossier.json").read_text())
-    assert dossier["documents"], dossier
+    assert [d["kind"] for d in dossier["documents"]] == [
+        "sworn_statement", "quote", "quote_acceptance", "preparation_pack", "audit_report",
+        "commission_decision", "registration_certificate"]
+    assert dossier["state"]["phase"] == "registered"
     for document in dossier["documents"]:
         pdf = demo_out / document["file"]
         assert document["file"] == f"{document['step']:02d}-{document['kind']}.pdf"
@@ -93,3 +96,18 @@ def test_demo_input_with_bad_field_names_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "data.provider.enterprise_number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_conditional_scenario_runs_the_follow_up_cycle(tmp_path: Path) -> None:
+    out = tmp_path / "conditional"
+    result = _kmop("demo", "--out", str(out), "--scenario", "conditional")
+    assert result.returncode == 0, result.stderr
+    dossier = json.loads((out / "dossier.json").read_text())
+    assert dossier["state"]["phase"] == "registered" and dossier["state"]["cycle"] == "follow_up"
+    kinds = [d["kind"] for d in dossier["documents"]]
+    assert kinds.count("quote") == 2 and "follow_up_audit_report" in kinds and "follow_up_decision" in kinds
+    assert kinds.count("registration_certificate") == 2
+    pdfs = sorted(str(p) for p in out.glob("*.pdf"))
+    assert len(pdfs) == len(kinds)
+    verified = _kmop("verify", "--trust", str(out / "pki" / "root.pem"), *pdfs)
+    assert verified.returncode == 0, verified.stdout

@@ -247,3 +247,46 @@ def test_race_for_one_transition_has_exactly_one_winner_on_s3_with_redis(s3_stor
     outcomes = _race(tracker, steps, 12)
     assert outcomes.count("won") == 1 and len(outcomes) == 12
     assert [e.payload["action"] for e in tracker.history(DOSSIER)].count("quote") == 1
+
+
+def _kmop_env(store_dir: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "KMOP_BROKER": "stub", "KMOP_STORAGE": "local", "KMOP_LOCAL_STORAGE_DIR": str(store_dir)}
+
+
+def test_kmop_deadlines_lists_due_and_overdue(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    store_dir = tmp_path / "store"
+    tracker = Tracker(Ledger(LocalFolderStore(store_dir)))
+    steps = dossier_steps(example_applicant(), "conditional")
+    first_certificate = next(i for i, s in enumerate(steps) if _name(s) == "registration_certificate")
+    _run(tracker, steps[: first_certificate + 1])
+    [deadline] = tracker.state(DOSSIER).deadlines
+
+    def listed(on: str) -> list[dict[str, Any]]:
+        result = subprocess.run([sys.executable, "-m", "kmop.cli", "deadlines", "--json", "--on", on],
+                                capture_output=True, text=True, env=_kmop_env(store_dir), check=True)
+        return json.loads(result.stdout)
+
+    before = dt.date.fromisoformat(deadline.opens) - dt.timedelta(days=1)
+    [upcoming] = listed(before.isoformat())
+    assert (upcoming["dossier_id"], upcoming["name"], upcoming["status"]) == (DOSSIER, "follow_up_audit", "upcoming")
+    assert listed(deadline.opens)[0]["status"] == "due"
+    late = dt.date.fromisoformat(deadline.due) + dt.timedelta(days=1)
+    assert listed(late.isoformat())[0]["status"] == "overdue"
+
+
+def test_kmop_status_says_what_is_expected_next(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store_dir = tmp_path / "store"
+    tracker = Tracker(Ledger(LocalFolderStore(store_dir)))
+    _run(tracker, dossier_steps(example_applicant(), "positive")[:2])
+    result = subprocess.run([sys.executable, "-m", "kmop.cli", "status", DOSSIER], capture_output=True,
+                            text=True, env=_kmop_env(store_dir), check=True)
+    assert "submitted" in result.stdout and "expected next: quote (by audit_firm)" in result.stdout
