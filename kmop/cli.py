@@ -112,27 +112,101 @@ def _tracker():  # type: ignore[no-untyped-def]
 
 
 def _status(args: argparse.Namespace) -> int:
-    from workflow.tracker import expected_next
+    from api.client import ApiClient, api_url
 
-    _, tracker = _tracker()
-    history = tracker.history(args.dossier)
-    state = tracker.state(args.dossier)
-    report = {
-        "dossier_id": args.dossier,
-        "state": state.to_dict(),
-        "expected_next": [str(e) for e in expected_next(state)],
-        "events": [e.to_dict() for e in history],
-    }
+    if api_url(args.api):
+        with ApiClient.from_env(args.api) as client:
+            view = client.dossier(args.dossier)
+        report = {
+            "dossier_id": args.dossier,
+            "state": view["state"],
+            "expected_next": [f"{e['action']} (by {e['role']})" for e in view["expected_next"]],
+            "events": view["events"],
+            "documents": view["documents"],
+        }
+    else:
+        from workflow.state import current_state
+        from workflow.tracker import expected_next
+
+        _, tracker = _tracker()
+        history = tracker.history(args.dossier)
+        state = current_state(history)
+        report = {
+            "dossier_id": args.dossier,
+            "state": state.to_dict(),
+            "expected_next": [str(e) for e in expected_next(state)],
+            "events": [e.to_dict() for e in history],
+        }
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(f"dossier {args.dossier}: {state.phase.value} ({state.cycle.value} audit)")
+    state_dict = report["state"]
+    print(f"dossier {args.dossier}: {state_dict['phase']} ({state_dict['cycle']} audit)")
     print(f"expected next: {', '.join(report['expected_next']) or 'nothing (closed)'}")
-    for event in history:
-        what = event.payload.get("kind") or event.type
-        print(f"  {event.sequence:3d}  {event.at}  {event.actor:<11} {what:<26} {event.payload.get('sha256', '')}")
-    for deadline in state.deadlines:
-        print(f"  deadline {deadline.name}: {deadline.opens + ' .. ' if deadline.opens else 'by '}{deadline.due}")
+    for event in report["events"]:
+        what = event["payload"].get("kind") or event["type"]
+        print(f"  {event['sequence']:3d}  {event['at']}  {event['actor']:<11} {what:<26} {event['payload'].get('sha256', '')}")
+    for deadline in state_dict["deadlines"]:
+        print(f"  deadline {deadline['name']}: {deadline['opens'] + ' .. ' if deadline['opens'] else 'by '}{deadline['due']}")
+    return EXIT_OK
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app()  # reads and checks the settings before the port is opened
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from api.client import ApiClient
+
+    try:
+        payload = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KmopError(f"{args.file}: cannot be read as JSON ({exc})") from exc
+    key = args.idempotency_key
+    if key is None and isinstance(payload, dict) and payload.get("dossier_id") and payload.get("idempotency_key"):
+        key = f"{payload['dossier_id']}:{payload['idempotency_key']}"
+    if not key:
+        raise KmopError("--idempotency-key: give one (the job has no dossier_id and idempotency_key to derive it from)")
+    with ApiClient.from_env(args.api) as client:
+        accepted = client.submit_job(payload, key, args.webhook_url)
+        print(f"job {accepted['job_id']} queued: dossier {accepted['dossier_id']}, {accepted['kind']}")
+        if not args.wait:
+            return EXIT_OK
+        status = client.wait_for_job(accepted["job_id"], args.timeout)
+    if status["status"] == "completed":
+        document = status.get("document") or {}
+        print(f"job {status['job_id']} completed: {document.get('name', '')}  sha256={document.get('sha256', '')}")
+        return EXIT_OK
+    if status["status"] == "failed":
+        print(f"job {status['job_id']} failed: {status['error']['type']}: {status['error']['reason']}")
+    else:
+        print(f"job {status['job_id']} still queued after {args.timeout:g} s")
+    return EXIT_FAILED
+
+
+def _download(args: argparse.Namespace) -> int:
+    from api.client import ApiClient
+
+    out = Path(args.out)
+    with ApiClient.from_env(args.api) as client:
+        documents = client.documents(args.dossier)
+        unknown = sorted(set(args.names) - {d["name"] for d in documents})
+        if unknown:
+            raise KmopError(f"dossier {args.dossier} has no document {', '.join(unknown)}; "
+                            f"it has: {', '.join(d['name'] for d in documents) or 'none'}")
+        out.mkdir(parents=True, exist_ok=True)
+        for document in documents:
+            if args.names and document["name"] not in args.names:
+                continue
+            path = out / f"{document['name']}.pdf"
+            path.write_bytes(client.download(args.dossier, document["name"], document["sha256"]))
+            print(f"{path}  sha256={document['sha256']}")
     return EXIT_OK
 
 
@@ -235,7 +309,31 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="a dossier's step, what is expected next, its events")
     status.add_argument("dossier")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--api", metavar="URL", help="ask the HTTP API (token in $KMOP_API_TOKEN) instead of "
+                        "reading storage; default $KMOP_API_URL")
     status.set_defaults(handler=_status)
+
+    api = commands.add_parser("api", help="serve the HTTP API (uvicorn)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    api.set_defaults(handler=_api)
+
+    submit_api = commands.add_parser("submit", help="submit a job (JSON file) through the HTTP API")
+    submit_api.add_argument("file")
+    submit_api.add_argument("--api", metavar="URL", help="the API's URL; default $KMOP_API_URL (token: $KMOP_API_TOKEN)")
+    submit_api.add_argument("--idempotency-key", help="default: <dossier_id>:<the job's idempotency_key>")
+    submit_api.add_argument("--webhook-url", help="where to POST job.completed / job.failed")
+    submit_api.add_argument("--wait", action="store_true", help="wait until the job is completed or failed")
+    submit_api.add_argument("--timeout", type=float, default=300.0, help="seconds to --wait (default 300)")
+    submit_api.set_defaults(handler=_submit)
+
+    download = commands.add_parser("download", help="download a dossier's signed documents through the HTTP API")
+    download.add_argument("dossier")
+    download.add_argument("names", nargs="*", metavar="NAME", help="documents to fetch (e.g. 01-sworn_statement-v1); default all")
+    download.add_argument("--api", metavar="URL", help="the API's URL; default $KMOP_API_URL (token: $KMOP_API_TOKEN)")
+    download.add_argument("--out", default=".", help="folder for the PDFs (default: here)")
+    download.set_defaults(handler=_download)
 
     fact = commands.add_parser("record-fact", help="record a fact without a document (knowledge test, audit visit)")
     fact.add_argument("dossier")

@@ -95,7 +95,7 @@ def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -
                 if isinstance(step, Fact):
                     tracker.record_fact(step.dossier_id, step.name, step.role, step.data, step.idempotency_key)
                 else:
-                    submit_job(step)
+                    submit_job(step, store)
                     broker.join(QUEUE, fail_fast=True)
         finally:
             worker.stop()

@@ -19,6 +19,8 @@ class Settings:
     broker: str  # "redis" or "stub" (in-process)
     redis_url: str
     redis_namespace: str
+    redis_heartbeat_timeout_ms: int
+    redis_maintenance_chance: int
     storage: str  # "s3" or "local"
     local_storage_dir: Path
     s3_endpoint: str | None
@@ -63,6 +65,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         broker=_choice(env, "KMOP_BROKER", "redis", ("redis", "stub")),
         redis_url=env.get("KMOP_REDIS_URL") or "redis://127.0.0.1:6379/0",
         redis_namespace=env.get("KMOP_REDIS_NAMESPACE") or "kmop",
+        redis_heartbeat_timeout_ms=_int(env, "KMOP_REDIS_HEARTBEAT_TIMEOUT_MS", 15_000, 1_000, 600_000),
+        redis_maintenance_chance=_int(env, "KMOP_REDIS_MAINTENANCE_CHANCE", 100_000, 1, 1_000_000),
         storage=_choice(env, "KMOP_STORAGE", "s3", ("s3", "local")),
         local_storage_dir=Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store"),
         s3_endpoint=env.get("KMOP_S3_ENDPOINT") or None,

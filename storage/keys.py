@@ -66,3 +66,13 @@ def event_key(dossier_id: str, sequence: int) -> str:
     if not isinstance(sequence, int) or not 1 <= sequence <= 99_999_999:
         raise InvalidKeyPart("sequence", str(sequence), "must be a whole number from 1 to 99999999")
     return f"{events_prefix(dossier_id)}{sequence:08d}.json"
+
+
+def job_record_key(dossier_id: str, idempotency_key: str) -> str:
+    """Where the outbox keeps a submitted job until the ledger shows it done."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", idempotency_key or ""):
+        raise InvalidKeyPart("idempotency_key", str(idempotency_key), "must be 1-128 ASCII letters, digits or . _ : -")
+    return f"jobs/{check_dossier_id(dossier_id)}/{idempotency_key}.json"
+
+
+JOBS_PREFIX = "jobs/"

@@ -5,3 +5,6 @@ from .broker import install_broker
 broker = install_broker()
 
 from . import actors  # noqa: E402,F401  (declares the actors on the broker above)
+# The HTTP API's job-outcome callbacks (webhooks): every worker must know them, because a job
+# enqueued with a webhook names them in its on_success/on_failure options.
+from api import webhooks  # noqa: E402,F401

@@ -67,3 +67,17 @@ def get_runtime() -> Runtime:
             _runtime = build_runtime(load_settings())
             atexit.register(_runtime.close)
         return _runtime
+
+
+_stores: dict[Settings, DocumentStore] = {}
+
+
+def store_for(settings: Settings) -> DocumentStore:
+    """The installed runtime's store, else the configured one, without starting a converter:
+    recording a failure must not depend on what may have failed."""
+    with _lock:
+        if _runtime is not None:
+            return _runtime.store
+        if settings not in _stores:
+            _stores[settings] = store_from_settings(settings)
+        return _stores[settings]

@@ -1,0 +1,86 @@
+"""``POST /verifications``: the agency uploads a PDF and gets its signature report.
+
+The report is ``signing.verify.verify_pdf`` against the configured trust roots
+(``KMOP_API_TRUST_ROOTS``): the same report ``kmop verify --json`` prints for one file. The PDF
+comes as the body (``Content-Type: application/pdf``) or as the ``file`` field of a
+``multipart/form-data`` form. Larger than ``KMOP_API_MAX_UPLOAD_BYTES``: 413; another media
+type: 415; a body that is not a PDF at all: 422. A PDF that is damaged or unsigned is not
+refused: its report says what is wrong (``ok: false``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from signing.verify import verify_pdf
+
+from ..app import services_of
+from ..auth import ApiRole, Principal, require
+from ..bodies import media_type, read_limited
+from ..errors import ApiError, error_responses
+from ..models import VerificationReport
+
+router = APIRouter(tags=["verification"])
+
+_FORM_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
+_PDF_MAGIC = b"%PDF-"
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _uploaded(request: Request, limit: int, name: str) -> tuple[bytes, str]:
+    kind = media_type(request)
+    if kind == "application/pdf":
+        return await read_limited(request, limit), name
+    if kind == "multipart/form-data":
+        raw = await read_limited(request, limit + _FORM_OVERHEAD)
+        parser = MultiPartParser(request.headers, _once(raw), max_files=1, max_fields=10)
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:
+            raise ApiError(400, "malformed_form", f"the multipart body cannot be read: {exc}") from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "invalid_request", "file: is required (the PDF as a file field)",
+                           field="file", reason="is required")
+        data = await upload.read()
+        await form.close()
+        if len(data) > limit:
+            raise ApiError(413, "too_large", f"the file is larger than {limit} bytes")
+        return data, upload.filename or name
+    raise ApiError(415, "unsupported_media_type",
+                   f"send the PDF as application/pdf or as the file field of multipart/form-data, not {kind or 'nothing'}")
+
+
+@router.post(
+    "/verifications",
+    response_model=VerificationReport,
+    summary="Verify every signature of an uploaded PDF against the configured trust roots",
+    responses=error_responses(400, 401, 403, 413, 415, 422),
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+    }}},
+)
+async def verify(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(ApiRole.AGENCY))],
+    name: Annotated[str, Query(min_length=1, max_length=200, description="the name the report gives the file")]
+    = "upload.pdf",
+) -> VerificationReport:
+    services = services_of(request)
+    data, filename = await _uploaded(request, services.settings.max_upload_bytes, name)
+    if _PDF_MAGIC not in data[:1024]:
+        raise ApiError(422, "not_a_pdf", "the upload is not a PDF (no %PDF- header)", field="file",
+                       reason="is not a PDF")
+    report = await run_in_threadpool(verify_pdf, data, services.trust_roots, filename)
+    return VerificationReport(**report.to_dict())
