@@ -18,6 +18,7 @@ from kmop.settings import Settings, SettingsError, load_settings
 from storage.base import DocumentStore
 from workflow.tracker import Tracker
 
+from .callbacks import install_webhook_callbacks
 from .errors import install_error_handlers
 from .idempotency import IdempotencyRecords
 from .settings import ApiSettings, load_api_settings
@@ -57,10 +58,7 @@ def build_services(settings: ApiSettings | None = None, core: Settings | None = 
 
     settings = settings or load_api_settings()
     core = core or load_settings()
-    broker = install_broker(core)
-    from .webhooks import install_webhook_callbacks  # declares its actors on that broker
-
-    install_webhook_callbacks(broker)
+    install_webhook_callbacks(install_broker(core))
     store = store_from_settings(core)
     return Services(settings, core, store, tracker_from_settings(core, store),
                     _load_roots(settings.trust_roots), IdempotencyRecords(store))

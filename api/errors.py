@@ -64,7 +64,7 @@ def not_found(what: str) -> ApiError:
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request (JSON that does not parse, a missing or malformed Idempotency-Key)",
+    400: "Malformed request: a body that does not parse, a missing or malformed Idempotency-Key",
     401: "No credentials, or credentials that are invalid or expired",
     403: "The credentials' role may not use this operation",
     404: "Not found (a dossier that is not yours looks exactly like one that does not exist)",
@@ -77,8 +77,15 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given refusal statuses, all with ``ErrorBody``."""
+def error_responses(*statuses: int, beside_other_media: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given refusal statuses, all with ``ErrorBody``.
+
+    ``beside_other_media``: for a route whose own answers are not JSON (a PDF), where FastAPI
+    would give a ``model`` the route's media type; the schema is then named explicitly.
+    """
+    if beside_other_media:
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        return {status: {"description": _DESCRIPTIONS[status], "content": content} for status in statuses}
     return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
@@ -113,7 +120,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
     error = codes.get(exc.status_code, "http_error")
     return _respond(exc.status_code, ErrorBody(error=error, message=str(exc.detail)), getattr(exc, "headers", None))
 
@@ -128,11 +135,11 @@ def _kmop_error(request: Request, exc: KmopError) -> JSONResponse:
         return _respond(409, ErrorBody(error="step_out_of_order", message=str(exc)))
     if isinstance(exc, TransientError):
         logger.warning("unavailable: %s: %s", type(exc).__name__, exc)
-        error = "storage_unavailable" if isinstance(exc, StorageUnavailable) else "unavailable"
-        return _respond(503, ErrorBody(error=error, message=f"{exc}; try again later"),
+        what = "storage" if isinstance(exc, StorageUnavailable) else "a shared resource (the dossier lock)"
+        return _respond(503, ErrorBody(error="unavailable", message=f"{what} cannot be reached now; try again later"),
                         {"Retry-After": RETRY_AFTER_SECONDS})
     logger.error("request failed: %s: %s", type(exc).__name__, exc)
-    return _respond(500, ErrorBody(error="internal_error", message=f"{type(exc).__name__}: {exc}"))
+    return _respond(500, ErrorBody(error="internal_error", message=f"{type(exc).__name__}: the failure was logged"))
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,10 +2,9 @@
 
 A job submitted with a webhook URL (``POST /jobs`` with ``Webhook-URL``) carries dramatiq's
 callback options: ``on_success`` and ``on_failure`` name the actors below, and ``webhook_url``
-the receiver. The API stamps them on the message as it is enqueued (``WebhookCallbacks``, a
-middleware of the API process's broker, inside ``with_webhook``), so ``submit_job`` stays the one
-way jobs are enqueued. In the worker, dramatiq's ``Callbacks`` middleware enqueues them after
-the job:
+the receiver. The API stamps them on the message as it is enqueued (``api.callbacks``), so
+``submit_job`` stays the one way jobs are enqueued. In the worker, dramatiq's ``Callbacks``
+middleware enqueues them after the job:
 
 - ``kmop_job_succeeded`` reads the job's ledger event and sends a ``job.completed`` event with the
   document (name, SHA-256, size) and the dossier's phase;
@@ -37,18 +36,14 @@ import logging
 import os
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
 import dramatiq
 import httpx
-from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.middleware import CurrentMessage
 
-from kmop.errors import InvalidKeyPart, ObjectNotFound, TransientError
+from kmop.errors import InvalidKeyPart, TransientError
 from kmop.settings import load_settings
 from storage.base import DocumentStore
 from storage.keys import check_dossier_id
@@ -58,6 +53,7 @@ from workers.factories import store_from_settings
 from workflow.ledger import Ledger
 from workflow.tracker import DOCUMENT_STORED, Tracker
 
+from .callbacks import DELIVER, DELIVERIES_PREFIX, JOB_FAILED, JOB_SUCCEEDED, WEBHOOK_QUEUE, read_records
 from .dossiers import recorded_document
 from .settings import int_setting
 from .webhook_signature import signature_headers
@@ -66,11 +62,6 @@ install_broker()
 
 logger = logging.getLogger("kmop.webhooks")
 
-WEBHOOK_QUEUE = "webhooks"
-JOB_SUCCEEDED = "kmop_job_succeeded"
-JOB_FAILED = "kmop_job_failed"
-DELIVER = "kmop_deliver_webhook"
-DELIVERIES_PREFIX = "api/webhooks/"
 SECRET_ENV = "KMOP_WEBHOOK_SECRET"
 
 MAX_RETRIES = int_setting(os.environ, "KMOP_WEBHOOK_MAX_RETRIES", 8, 0, 50)
@@ -81,39 +72,6 @@ TIMEOUT_SECONDS = int_setting(os.environ, "KMOP_WEBHOOK_TIMEOUT", 10, 1, 120)
 
 class WebhookDeliveryFailed(TransientError):
     """The receiver did not answer 2xx; the delivery is retried with backoff."""
-
-
-def callback_options(webhook_url: str) -> dict[str, str]:
-    """The dramatiq message options that make a job report its outcome to ``webhook_url``."""
-    return {"on_success": JOB_SUCCEEDED, "on_failure": JOB_FAILED, "webhook_url": webhook_url}
-
-
-_stamped: ContextVar[dict[str, str] | None] = ContextVar("kmop_webhook_callbacks", default=None)
-
-
-class WebhookCallbacks(Middleware):
-    """Puts the callback options of the enclosing ``with_webhook`` on each document job enqueued
-    in it. Installed on the API process's broker only (``install_webhook_callbacks``); messages
-    enqueued outside ``with_webhook`` are left as they are."""
-
-    def before_enqueue(self, broker, message, delay):  # type: ignore[no-untyped-def]
-        options = _stamped.get()
-        if options and message.actor_name == "generate_document":
-            message.options.update(options)
-
-
-@contextmanager
-def with_webhook(webhook_url: str) -> Iterator[None]:
-    token = _stamped.set(callback_options(webhook_url))
-    try:
-        yield
-    finally:
-        _stamped.reset(token)
-
-
-def install_webhook_callbacks(broker: dramatiq.Broker) -> None:
-    if not any(isinstance(m, WebhookCallbacks) for m in broker.middleware):
-        broker.add_middleware(WebhookCallbacks())
 
 
 @cache
@@ -225,37 +183,5 @@ def _record(store: DocumentStore, folder: str, record: dict[str, Any]) -> None:
     store.put_once(key, json.dumps(record, ensure_ascii=False).encode("utf-8"), "application/json")
 
 
-def _read_all(store: DocumentStore, keys: list[str]) -> list[dict[str, Any]]:
-    records = []
-    for key in keys:
-        try:
-            records.append(json.loads(store.get(key)))
-        except ObjectNotFound:
-            continue
-    return records
-
-
 def _delivered(store: DocumentStore, folder: str) -> bool:
-    return any(r.get("ok") for r in _read_all(store, store.list(folder)))
-
-
-def list_deliveries(store: DocumentStore, dossier_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Every webhook event with its delivery attempts, oldest first, at most ``limit`` events."""
-    prefix = f"{DELIVERIES_PREFIX}{check_dossier_id(dossier_id)}/" if dossier_id else DELIVERIES_PREFIX
-    folders: dict[str, list[str]] = defaultdict(list)
-    for key in store.list(prefix):
-        folders[key.rsplit("/", 1)[0]].append(key)
-    events = []
-    for keys in folders.values():
-        attempts = sorted(_read_all(store, keys), key=lambda r: (r["attempt"], r["at"]))
-        if not attempts:
-            continue
-        first = attempts[0]
-        events.append({
-            "event_id": first["event_id"], "event_type": first["event_type"], "dossier_id": first["dossier_id"],
-            "job_id": first["job_id"], "url": first["url"], "delivered": any(a["ok"] for a in attempts),
-            "attempts": [{k: a[k] for k in ("attempt", "at", "ok", "status_code", "error", "duration_ms")}
-                         for a in attempts],
-        })
-    events.sort(key=lambda e: e["attempts"][0]["at"])
-    return events[-limit:]
+    return any(r.get("ok") for r in read_records(store, store.list(folder)))

@@ -95,15 +95,16 @@ class Pipeline:
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
         with _timed(timings, "record"):
-            recorded = self.tracker.find(job.dossier_id, job.idempotency_key)
+            history = self.tracker.history(job.dossier_id)
+        recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
         if recorded is not None:
             return self._result(job, recorded.payload, recorded.sequence, False, timings)
         with _timed(timings, "store"):
-            stored = self._find_stored(job)
+            stored = self._find_stored(job, self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1)
         created = False
         if stored is None:
-            self.tracker.check(job.dossier_id, job.kind, job.role, job.data)
-            signed = self._produce(job, timings)
+            state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
+            signed = self._produce(job, timings, state.documents)
             with _timed(timings, "store"):
                 stored, created = self._store(job, signed)
         with _timed(timings, "record"):
@@ -114,11 +115,11 @@ class Pipeline:
             )
         return self._result(job, event.payload, event.sequence, created, timings)
 
-    def _produce(self, job: DocumentJob, timings: StageTimings) -> bytes:
+    def _produce(self, job: DocumentJob, timings: StageTimings, documents: dict[str, str]) -> bytes:
         kind = job.document_kind
         policy = policy_for(kind.name)
         if kind.countersigns:
-            source_key = self.tracker.state(job.dossier_id).documents.get(kind.countersigns)
+            source_key = documents.get(kind.countersigns)
             if source_key is None:
                 raise StepOutOfOrder(f"dossier {job.dossier_id}: no {kind.countersigns} to countersign")
             with _timed(timings, "store"):
@@ -158,14 +159,14 @@ class Pipeline:
         """Versions below this one belong to documents the ledger has recorded."""
         return self.tracker.documents_recorded(job.dossier_id, job.kind) + 1
 
-    def _find_stored(self, job: DocumentJob) -> StoredObject | None:
+    def _find_stored(self, job: DocumentJob, first_version: int) -> StoredObject | None:
         """The unrecorded document this job already stored (a crash before recording), if any.
 
         Walks the versions above the recorded ones; every attempt of the same job walks the same
         keys, so it finds what an earlier attempt left without listing the bucket.
         """
         kind = job.document_kind
-        version = self._first_version(job)
+        version = first_version
         for _ in range(_MAX_VERSION_RACES):
             head = self.store.head(document_key(job.dossier_id, kind.step, kind.name, version))
             if head is None:

@@ -53,7 +53,8 @@ def document_key(dossier_id: str, step: int, kind: str, version: int) -> str:
 def version_of(key: str) -> int:
     """The version number of a key made by ``document_key``."""
     name = key.rsplit("/", 1)[-1]
-    if not (name.startswith("v") and name.endswith(".pdf") and name[1:-4].isdigit()):
+    digits = name[1:-4]
+    if not (name.startswith("v") and name.endswith(".pdf") and digits.isascii() and digits.isdigit()):
         raise InvalidKeyPart("key", key, "is not a document key")
     return int(name[1:-4])
 

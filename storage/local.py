@@ -163,6 +163,10 @@ def _checked_parts(key: str, *, is_prefix: bool = False) -> list[str]:
         raise InvalidKeyPart("key", str(key), "must be a non-empty text")
     if "\x00" in key or "\\" in key:
         raise InvalidKeyPart("key", key, "must not contain NUL characters or backslashes")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyPart("key", key.encode("utf-8", "backslashreplace").decode(), "is not valid Unicode") from None
     if key.startswith("/"):
         raise InvalidKeyPart("key", key, "must be relative (no leading '/')")
     parts = key.split("/")

@@ -9,6 +9,7 @@ needs a code change.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from kmop.errors import UnknownDocumentKind
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,12 @@ def kind_names() -> list[str]:
 
 @cache
 def get_kind(name: str) -> DocumentKind:
+    if not isinstance(name, str) or not _KIND_NAME.fullmatch(name):
+        raise UnknownDocumentKind(str(name)[:60], kind_names())
     directory = TEMPLATES_DIR / name
     manifest_path = directory / "kind.json"
-    if not isinstance(name, str) or "/" in name or not manifest_path.is_file():
-        raise UnknownDocumentKind(str(name), kind_names())
+    if not manifest_path.is_file():
+        raise UnknownDocumentKind(name, kind_names())
     manifest = _load_json(manifest_path)
     return DocumentKind(
         name=name,

@@ -21,7 +21,11 @@ from kmop.identifiers import BIC_PATTERN, InvalidIdentifier, normalise_enterpris
 
 from .catalog import TEMPLATES_DIR, DocumentKind
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Explicit bidirectional overrides and isolates let a signed name display differently from the
+# data (U+202E turns "evil" into "live"); natural right-to-left text does not need them.
+_BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_MAX_REASON = 200
 
 format_checker = FormatChecker()
 
@@ -49,8 +53,9 @@ def _field_path(error: ValidationError, root: str) -> str:
         missing = re.match(r"'([^']+)'", error.message)
         if missing:
             parts.append(f".{missing.group(1)}")
-    if error.validator == "additionalProperties":
-        extra = re.findall(r"'([^']+)'", error.message)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(str(key) for key in error.instance if key not in allowed)
         if extra:
             parts.append(f".{extra[0]}")
     return "".join(parts)
@@ -63,11 +68,16 @@ def _reason(error: ValidationError) -> str:
         return "is not a field of this document kind"
     if error.validator == "format" and error.cause is not None:
         return f"is not a valid {error.validator_value}: {error.cause}"
+    if error.validator == "maxLength":
+        return f"is too long (at most {error.validator_value} characters)"
+    if error.validator == "minLength":
+        return f"is too short (at least {error.validator_value} characters)"
     if error.validator == "not" and error.validator_value == {}:
         return "is not allowed here"
     if error.validator == "const":
         return f"must be {json.dumps(error.validator_value)}"
-    return error.message
+    message = error.message
+    return message if len(message) <= _MAX_REASON else message[: _MAX_REASON - 1] + "…"
 
 
 def _check_strings(value: Any, path: str) -> None:
@@ -75,6 +85,9 @@ def _check_strings(value: Any, path: str) -> None:
         found = _CONTROL.search(value)
         if found:
             raise InvalidJob(path, f"contains the control character U+{ord(found.group()):04X}")
+        found = _BIDI_CONTROL.search(value)
+        if found:
+            raise InvalidJob(path, f"contains the bidirectional formatting character U+{ord(found.group()):04X}")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_strings(item, f"{path}.{key}")

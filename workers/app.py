@@ -1,7 +1,10 @@
 """Entry module for ``dramatiq workers.app``: the broker from the settings, and the actors."""
 
+from kmop.observability import configure_logging
+
 from .broker import install_broker
 
+configure_logging()
 broker = install_broker()
 
 from . import actors  # noqa: E402,F401  (declares the actors on the broker above)

@@ -25,6 +25,7 @@ from kmop.settings import Settings, load_settings
 from storage.base import DocumentStore
 
 from .dead_letters import DeadLetterRecorder
+from .middleware_metrics import JobLogContext, JobMetrics
 from .retry_policy import MAX_BACKOFF_MS, MIN_BACKOFF_MS, make_retry_when
 
 QUEUE = "documents"
@@ -39,13 +40,21 @@ def middleware_for(settings: Settings) -> list[dramatiq.Middleware]:
 
         return store_for(settings)
 
+    def pool_stats():  # type: ignore[no-untyped-def]
+        from .runtime import current_runtime
+
+        runtime = current_runtime()
+        return runtime.converter.stats() if runtime is not None and runtime.converter is not None else None
+
     return [
+        JobLogContext(),  # first: binds the job's ids before anyone logs, unbinds last
         AgeLimit(),
         TimeLimit(time_limit=settings.job_time_limit_ms, interval=1000),
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
         DeadLetterRecorder(store),
+        JobMetrics(pool_stats=pool_stats),  # before Retries, so it sees message.failed
         Retries(
             max_retries=settings.job_max_retries,
             min_backoff=MIN_BACKOFF_MS,

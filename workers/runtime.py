@@ -60,6 +60,12 @@ def install_runtime(runtime: Runtime | None) -> None:
         _runtime = runtime
 
 
+def current_runtime() -> Runtime | None:
+    """The installed runtime, without building one."""
+    with _lock:
+        return _runtime
+
+
 def get_runtime() -> Runtime:
     global _runtime
     with _lock:

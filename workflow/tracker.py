@@ -63,16 +63,24 @@ class Tracker:
     def find(self, dossier_id: str, idempotency_key: str) -> Event | None:
         return self.ledger.find(dossier_id, idempotency_key)
 
-    def documents_recorded(self, dossier_id: str, kind: str) -> int:
-        return sum(1 for e in self.history(dossier_id) if e.type == DOCUMENT_STORED and e.payload["kind"] == kind)
+    def documents_recorded(self, dossier_id: str, kind: str, history: list[Event] | None = None) -> int:
+        events = self.history(dossier_id) if history is None else history
+        return sum(1 for e in events if e.type == DOCUMENT_STORED and e.payload["kind"] == kind)
 
     def lock(self, dossier_id: str) -> AbstractContextManager[object]:
         """The dossier's mutex (a no-op without Redis); see ``workflow.ledger.Ledger``."""
         return self.ledger.lock(dossier_id)
 
-    def check(self, dossier_id: str, action: str, role: Role, data: dict[str, Any]) -> DossierState:
-        """The state the action would lead to; raises ``StepOutOfOrder`` or ``InvalidJob``."""
-        return self._decide(self.state(dossier_id), dossier_id, action, role, data)
+    def check(
+        self, dossier_id: str, action: str, role: Role, data: dict[str, Any], history: list[Event] | None = None
+    ) -> DossierState:
+        """The state the action would lead to; raises ``StepOutOfOrder`` or ``InvalidJob``.
+
+        ``history`` spares a read when the caller has just read it; ``record_*`` decide again
+        on the history they append to, so a stale snapshot here can only refuse early.
+        """
+        events = self.history(dossier_id) if history is None else history
+        return self._decide(current_state(events), dossier_id, action, role, data)
 
     def record_document(
         self,

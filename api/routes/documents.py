@@ -61,7 +61,7 @@ def list_documents(
     responses={
         200: {"description": "The signed PDF; Repr-Digest carries its SHA-256",
               "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
-        **error_responses(401, 403, 404, 422, 502, 503),
+        **error_responses(401, 403, 404, 422, 502, 503, beside_other_media=True),
     },
 )
 def download(

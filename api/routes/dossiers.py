@@ -89,7 +89,7 @@ def dossier(
         "or other data; 409 when the dossier's state does not allow the fact now."
     ),
     responses={200: {"model": FactRecorded, "description": "Already recorded under this idempotency_key"},
-               **error_responses(401, 403, 409, 422, 503)},
+               **error_responses(400, 401, 403, 409, 422, 503)},
 )
 def record_fact(
     request: Request,
@@ -116,7 +116,7 @@ def record_fact(
     status_code=201,
     response_model=TokenIssued,
     summary="Issue a token that lets the applicant list and download this dossier's documents",
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 def applicant_token(
     request: Request,

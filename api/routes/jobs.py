@@ -66,7 +66,7 @@ def _enqueue(services: Services, key: str, request_hash: str, payload: Any, webh
     """The answer for this request and whether it is a replay of an earlier one."""
     from workers.submit import submit_job
 
-    from ..webhooks import with_webhook
+    from ..callbacks import with_webhook
 
     replay = services.idempotency.replay(_SCOPE, key, request_hash)
     if replay is not None:

@@ -26,7 +26,7 @@ def deliveries(
     dossier_id: Annotated[str | None, Query(pattern=DOSSIER_ID_PATTERN, description="only this dossier's")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many events (the latest)")] = 100,
 ) -> WebhookDeliveries:
-    from ..webhooks import list_deliveries
+    from ..callbacks import list_deliveries
 
     events = list_deliveries(services_of(request).store, dossier_id, limit)
     return WebhookDeliveries(deliveries=[WebhookDelivery(**e) for e in events])

@@ -1,0 +1,252 @@
+"""Load run: N document jobs submitted at once to worker processes on Redis and S3.
+
+Checks that every job is done exactly once (one stored object and one ledger event per job,
+none lost, none duplicated), samples the memory of every worker process and LibreOffice
+instance during the run, and reports throughput and latency percentiles.
+
+    python -m bench.load --jobs 1000 --processes 2 --s3-endpoint http://127.0.0.1:PORT
+
+Used by tests/test_load.py; without --s3-endpoint a moto server is started for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+
+from kmop.demo import example_applicant
+from kmop.scenario import dossier_steps
+from signing.devpki import generate_dev_pki
+from storage.s3 import S3Store
+from workers.broker import QUEUE
+
+PASSPHRASE = "load-test-passphrase"
+
+
+@dataclass
+class MemorySeries:
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, RSS bytes)
+
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+    def quarter_means(self) -> tuple[float, float]:
+        """Mean RSS of the second and the last quarter of the run (the first is warm-up)."""
+        n = len(self.samples)
+        if n < 8:
+            return (0.0, 0.0)
+        second = [rss for _, rss in self.samples[n // 4: n // 2]]
+        last = [rss for _, rss in self.samples[3 * n // 4:]]
+        return statistics.mean(second), statistics.mean(last)
+
+
+@dataclass
+class LoadReport:
+    jobs: int
+    processes: int
+    seconds: float
+    throughput: float
+    latency_p50: float
+    latency_p95: float
+    latency_p99: float
+    latency_max: float
+    objects: int
+    events: int
+    duplicates: int
+    missing: int
+    worker_memory: dict[str, dict[str, float]]
+    converter_memory_peak_mb: float
+
+    def text(self) -> str:
+        lines = [
+            f"jobs {self.jobs} on {self.processes} worker processes: {self.seconds:.1f} s, "
+            f"{self.throughput:.2f} documents/s",
+            f"latency from submission: p50 {self.latency_p50:.1f} s, p95 {self.latency_p95:.1f} s, "
+            f"p99 {self.latency_p99:.1f} s, max {self.latency_max:.1f} s",
+            f"stored objects {self.objects}, ledger events {self.events}, duplicates {self.duplicates}, "
+            f"missing {self.missing}",
+        ]
+        for name, memory in self.worker_memory.items():
+            lines.append(f"{name}: peak {memory['peak_mb']:.0f} MB, mean 2nd quarter {memory['q2_mb']:.0f} MB, "
+                         f"mean last quarter {memory['q4_mb']:.0f} MB (growth {memory['growth']:+.1%})")
+        lines.append(f"LibreOffice instances: peak {self.converter_memory_peak_mb:.0f} MB each at most")
+        return "\n".join(lines)
+
+
+def _jobs(n: int, run: str) -> list[dict[str, Any]]:
+    applicant = copy.deepcopy(example_applicant())
+    applicant["application"]["first_time"] = False
+    template = next(s for s in dossier_steps(applicant) if getattr(s, "kind", None) == "sworn_statement").to_message()
+    jobs = []
+    for i in range(n):
+        job = copy.deepcopy(template)
+        job["dossier_id"] = f"LOAD-{run}-{i:05d}"
+        job["idempotency_key"] = f"LOAD-{run}-{i:05d}:sworn_statement"
+        jobs.append(job)
+    return jobs
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    result, frontier = [], [pid]
+    while frontier:
+        children = [c for p in frontier for c in _children(p)]
+        result += children
+        frontier = children
+    return result
+
+
+def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redis://127.0.0.1:6379/0",
+             work_dir: Path | None = None, timeout: float = 3600) -> LoadReport:
+    from tests.processes import Worker, worker_env  # the same launcher the fault tests use
+
+    run = uuid.uuid4().hex[:6]
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="kmop-load-"))
+    pki = generate_dev_pki(work_dir / "pki", PASSPHRASE.encode())
+    store = S3Store.from_settings(endpoint_url=s3_endpoint, bucket=f"kmop-load-{run}", region="us-east-1",
+                                  access_key="testing", secret_key="testing")
+    store.ensure_bucket()
+    namespace = f"kmop-load-{run}"
+    env = worker_env(redis_url=redis_url, namespace=namespace, s3_endpoint=s3_endpoint, bucket=store.bucket,
+                     pki_dir=pki.directory, KMOP_PKI_PASSPHRASE=PASSPHRASE)
+    worker = Worker(env, work_dir / "worker.log", processes=processes, threads=1).start()
+    payloads = _jobs(jobs, run)
+    broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+    broker.declare_queue(QUEUE)
+
+    memory: dict[int, MemorySeries] = {}
+    converter_peak = 0
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def sample() -> None:
+        nonlocal converter_peak
+        assert worker.process is not None
+        while not stop.is_set():
+            now = time.monotonic() - start
+            for pid in _children(worker.process.pid):
+                memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
+            for pid in _descendants(worker.process.pid):
+                if "soffice" in _comm(pid):
+                    converter_peak = max(converter_peak, _rss(pid))
+            stop.wait(1.0)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        submitted: dict[str, float] = {}
+        start = time.monotonic()
+        sampler.start()
+        for payload in payloads:
+            broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
+                                   kwargs={}, options={}))
+            submitted[payload["dossier_id"]] = time.time()
+        deadline = time.monotonic() + timeout
+        done: dict[str, float] = {}
+        while len(done) < jobs and time.monotonic() < deadline:
+            assert worker.process is not None and worker.process.poll() is None, "the workers died"
+            for key in store.list("dossiers/"):
+                parts = key.split("/")
+                if parts[2] == "events" and parts[1] not in done:
+                    done[parts[1]] = time.time()
+            time.sleep(0.5)
+        seconds = time.monotonic() - start
+    finally:
+        stop.set()
+        worker.stop(timeout=120)
+        broker.client.close()
+
+    keys = store.list("dossiers/")
+    objects = sum(1 for k in keys if "/documents/" in k)
+    events = sum(1 for k in keys if "/events/" in k)
+    latencies = sorted(done[d] - submitted[d] for d in done)
+    per_dossier: dict[str, int] = {}
+    for key in keys:
+        if "/documents/" in key:
+            per_dossier[key.split("/")[1]] = per_dossier.get(key.split("/")[1], 0) + 1
+    duplicates = sum(count - 1 for count in per_dossier.values() if count > 1)
+
+    def percentile(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    worker_memory = {}
+    for index, (pid, series) in enumerate(sorted(memory.items())):
+        if series.peak() < 20 * 2**20:  # short-lived helper processes
+            continue
+        q2, q4 = series.quarter_means()
+        worker_memory[f"worker process {index}"] = {
+            "peak_mb": series.peak() / 2**20, "q2_mb": q2 / 2**20, "q4_mb": q4 / 2**20,
+            "growth": (q4 - q2) / q2 if q2 else 0.0}
+    return LoadReport(
+        jobs=jobs, processes=processes, seconds=seconds, throughput=len(done) / seconds if seconds else 0.0,
+        latency_p50=percentile(0.50), latency_p95=percentile(0.95), latency_p99=percentile(0.99),
+        latency_max=latencies[-1] if latencies else float("nan"), objects=objects, events=events,
+        duplicates=duplicates, missing=jobs - len(done), worker_memory=worker_memory,
+        converter_memory_peak_mb=converter_peak / 2**20,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--s3-endpoint")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.s3_endpoint:
+        report = run_load(args.jobs, args.processes, args.s3_endpoint, args.redis_url)
+    else:
+        from tests.s3server import MotoServer
+
+        with MotoServer() as server:
+            report = run_load(args.jobs, args.processes, server.url, args.redis_url)
+    print(json.dumps(asdict(report), indent=2) if args.json else report.text())
+    return 0 if report.missing == 0 and report.duplicates == 0 and report.objects == report.jobs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
