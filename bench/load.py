@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from dramatiq import Message
@@ -34,6 +34,8 @@ from kmop.scenario import dossier_steps
 from signing.devpki import generate_dev_pki
 from storage.s3 import S3Store
 from workers.broker import QUEUE
+from workflow.ledger import Ledger
+from workflow.tracker import Tracker
 
 PASSPHRASE = "load-test-passphrase"
 
@@ -141,7 +143,11 @@ def _descendants(pid: int) -> list[int]:
 
 
 def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redis://127.0.0.1:6379/0",
-             work_dir: Path | None = None, timeout: float = 3600) -> LoadReport:
+             work_dir: Path | None = None, timeout: float = 3600, threads: int = 1,
+             make_jobs: Callable[[str, Tracker], list[dict[str, Any]]] | None = None,
+             extra_env: dict[str, str] | None = None, warm_up: bool = False) -> LoadReport:
+    """Submit the jobs at once and wait for them; ``make_jobs(run, tracker)`` may prepare
+    dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants)."""
     from tests.processes import Worker, worker_env  # the same launcher the fault tests use
 
     run = uuid.uuid4().hex[:6]
@@ -152,9 +158,10 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
     store.ensure_bucket()
     namespace = f"kmop-load-{run}"
     env = worker_env(redis_url=redis_url, namespace=namespace, s3_endpoint=s3_endpoint, bucket=store.bucket,
-                     pki_dir=pki.directory, KMOP_PKI_PASSPHRASE=PASSPHRASE)
-    worker = Worker(env, work_dir / "worker.log", processes=processes, threads=1).start()
-    payloads = _jobs(jobs, run)
+                     pki_dir=pki.directory, KMOP_PKI_PASSPHRASE=PASSPHRASE, **(extra_env or {}))
+    payloads = make_jobs(run, Tracker(Ledger(store))) if make_jobs else _jobs(jobs, run)
+    jobs = len(payloads)
+    worker = Worker(env, work_dir / "worker.log", processes=processes, threads=threads).start()
     broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
     broker.declare_queue(QUEUE)
 
@@ -177,6 +184,14 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:
+        if warm_up:  # one job first, so every worker process has its LibreOffice running
+            for warm in _jobs(processes, f"{run}-warm"):
+                broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(warm,),
+                                       kwargs={}, options={}))
+            deadline = time.monotonic() + 300
+            while len([k for k in store.list("dossiers/") if "/documents/" in k]) < processes:
+                assert time.monotonic() < deadline, "warm-up jobs did not finish"
+                time.sleep(0.2)
         submitted: dict[str, float] = {}
         start = time.monotonic()
         sampler.start()
@@ -190,18 +205,20 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
             assert worker.process is not None and worker.process.poll() is None, "the workers died"
             for key in store.list("dossiers/"):
                 parts = key.split("/")
-                if parts[2] == "events" and parts[1] not in done:
+                if parts[2] == "documents" and parts[1] in submitted and parts[1] not in done:
                     done[parts[1]] = time.time()
-            time.sleep(0.5)
+            time.sleep(0.05 if jobs <= 10 else 0.5)
         seconds = time.monotonic() - start
     finally:
         stop.set()
         worker.stop(timeout=120)
         broker.client.close()
 
-    keys = store.list("dossiers/")
+    keys = [k for k in store.list("dossiers/") if "-warm-" not in k.split("/")[1]]
     objects = sum(1 for k in keys if "/documents/" in k)
-    events = sum(1 for k in keys if "/events/" in k)
+    ledger = Ledger(store)
+    events = sum(1 for d in submitted for e in ledger.history(d) if e.type == "document_stored"
+                 and not e.payload["key"].split("/")[2] == "stub")
     latencies = sorted(done[d] - submitted[d] for d in done)
     per_dossier: dict[str, int] = {}
     for key in keys:
