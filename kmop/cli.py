@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from kmop.cli_ops import add_commands as add_ops_commands
 from kmop.errors import KmopError, StorageUnavailable
 
 EXIT_OK = 0
@@ -71,8 +72,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from kmop.observability import MULTIPROC_ENV, prepare_multiprocess_dir
+
     argv = ["dramatiq", "workers.app", "--processes", str(args.processes), "--threads", str(args.threads),
-            "--worker-shutdown-timeout", str(args.shutdown_timeout_ms)]
+            "--worker-shutdown-timeout", str(args.shutdown_timeout_ms),
+            "--fork-function", "workers.middleware_metrics:serve_metrics"]
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"kmop-metrics-{os.getpid()}")
+    os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(metrics_dir))
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return EXIT_FAILED  # pragma: no cover - exec does not return
 
@@ -86,19 +94,6 @@ def _submit_job(args: argparse.Namespace) -> int:
         raise KmopError(f"{args.file}: cannot be read as JSON ({exc})") from exc
     message = submit_job(payload)
     print(message.message_id)
-    return EXIT_OK
-
-
-def _dead_letters(args: argparse.Namespace) -> int:
-    from kmop.settings import load_settings
-    from workers.dead_letters import list_dead_letters
-    from workers.factories import store_from_settings
-
-    letters = list_dead_letters(store_from_settings(load_settings()))
-    if args.json:
-        print(json.dumps(letters, indent=2, ensure_ascii=False))
-    for letter in [] if args.json else letters:
-        print(f"{letter['failed_at']}  {letter['message_id']}  {letter['error_type']}: {letter['reason']}")
     return EXIT_OK
 
 
@@ -244,6 +239,19 @@ def _deadlines(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _health(args: argparse.Namespace) -> int:
+    from kmop.observability import check_health
+    from kmop.settings import load_settings
+
+    report = check_health(load_settings(), convert=args.convert, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for check in report.checks:
+            print(f"{check.name:<10} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _init_storage(args: argparse.Namespace) -> int:
     from kmop.settings import load_settings
     from storage.s3 import S3Store
@@ -302,9 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("file")
     submit.set_defaults(handler=_submit_job)
 
-    dead = commands.add_parser("dead-letters", help="list jobs that failed for good, with their reasons")
-    dead.add_argument("--json", action="store_true")
-    dead.set_defaults(handler=_dead_letters)
+    add_ops_commands(commands)
+
+    health = commands.add_parser("health", help="check Redis, storage and the converter; exit 1 naming what is down")
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--convert", action="store_true", help="also convert a test document with a cold LibreOffice")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds per network check")
+    health.set_defaults(handler=_health)
 
     status = commands.add_parser("status", help="a dossier's step, what is expected next, its events")
     status.add_argument("dossier")

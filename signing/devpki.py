@@ -2,9 +2,14 @@
 
 Generates a root CA, one signing certificate per role and a timestamp-authority certificate, and
 writes them to a folder: ``root.pem`` (the trust root to give ``kmop verify``), ``<role>.p12``
-(key and chain, encrypted with the passphrase given) and ``identities.json`` (the identity
-configuration ``signing.identities.IdentityStore`` reads). Private keys are only ever written
-encrypted. Not for production: production identities are configured, not generated.
+(key and chain, encrypted with the passphrase given), ``root.crl`` (the root's CRL: nothing
+revoked, valid as long as the certificates) and ``identities.json`` (the identity configuration
+``signing.identities.IdentityStore`` reads). Private keys are only ever written encrypted; the
+root's key is not written at all (so nothing can ever be revoked, and the CRL says so for the
+PKI's whole life). With the CRL as local revocation data and the in-process development TSA,
+the demo makes B-LTA signatures with no network.
+
+Not for production: production identities are configured, not generated.
 """
 
 from __future__ import annotations
@@ -95,6 +100,19 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def _crl(issuer: x509.Name, issuer_key: rsa.RSAPrivateKey, now: dt.datetime, years: int) -> bytes:
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer)
+        .last_update(now - dt.timedelta(hours=1))
+        .next_update(now + dt.timedelta(days=365 * years))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
 def generate_dev_pki(directory: Path, passphrase: bytes, now: dt.datetime | None = None) -> DevPki:
     """Create a new development PKI in ``directory`` (created if missing)."""
     if not passphrase:
@@ -105,6 +123,7 @@ def generate_dev_pki(directory: Path, passphrase: bytes, now: dt.datetime | None
     root_name = _name("kmop-docs development root CA")
     root = _issue(root_name, root_key, root_name, root_key, now, 20, ca=True)
     (directory / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (directory / "root.crl").write_bytes(_crl(root_name, root_key, now, 10))
 
     identities: dict[str, dict[str, str]] = {}
     subjects: list[tuple[str, str, x509.ObjectIdentifier | None]] = [
@@ -125,6 +144,7 @@ def generate_dev_pki(directory: Path, passphrase: bytes, now: dt.datetime | None
     config = {
         "description": "kmop-docs development PKI: not for production",
         "trust_roots": ["root.pem"],
+        "revocation": {"crls": ["root.crl"], "fetch": False},
         "identities": {k: v for k, v in identities.items() if k != TSA_NAME},
         "timestamp_authority": identities[TSA_NAME],
     }

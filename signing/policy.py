@@ -23,9 +23,30 @@ class PadesLevel(str, Enum):
     def needs_timestamp(self) -> bool:
         return self is not PadesLevel.B_B
 
+    @property
+    def embeds_validation_info(self) -> bool:
+        """B-LT and B-LTA: the chain and revocation data go into the document's DSS."""
+        return self in (PadesLevel.B_LT, PadesLevel.B_LTA)
+
+    @property
+    def needs_document_timestamp(self) -> bool:
+        """B-LTA: a document timestamp over the signature and its DSS."""
+        return self is PadesLevel.B_LTA
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {PadesLevel.B_B: 1, PadesLevel.B_T: 2, PadesLevel.B_LT: 3, PadesLevel.B_LTA: 4}
+
 
 @dataclass(frozen=True)
 class SignaturePolicy:
+    """Who signs a document kind, at which PAdES level, and whether the signature certifies
+    the document (the first signature; later changes limited to form filling and signing) or
+    approves it (an incremental update that leaves earlier signatures valid)."""
+
     role: Role
     level: PadesLevel
     certify: bool

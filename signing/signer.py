@@ -1,28 +1,66 @@
-"""Signs PDFs with pyHanko: PAdES (ETSI.CAdES.detached), one incremental update per signature."""
+"""Signs PDFs with pyHanko: PAdES (ETSI.CAdES.detached), one incremental update per signature.
+
+What a signature looks like is decided by the document kind's ``SignaturePolicy``:
+
+- B-B: the CAdES signature; B-T: plus a timestamp from the configured authority;
+  B-LT: plus the chain and revocation data in the document's DSS; B-LTA: plus a document
+  timestamp over all of that, so the document validates with no network, also after the
+  signer's certificate has expired.
+- A certifying signature (the issuing party, first signature) allows form filling and further
+  signatures afterwards (DocMDP ``FILL_FORMS``); an approval signature is an incremental update
+  that leaves every earlier signature valid.
+- Every signature carries a visible block on the last page (signer, role, time), the role it
+  was made in as a claimed signer attribute (CAdES ``signer-attributes-v2``) and a commitment
+  type (proof of origin for a certification, proof of approval otherwise).
+
+Before signing, the signer's certificate is checked against the algorithm policy and, when
+trust roots are configured, validated (chain, and revocation where data is available; at B-LT
+and B-LTA revocation data is required): the service does not sign with a revoked, expired or
+untrusted certificate. A timestamp that cannot be had raises ``TimestampUnavailable``; no
+signature is made without it.
+"""
 
 from __future__ import annotations
 
 import io
 
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
+from pyhanko.sign.ades.api import CAdESSignedAttrSpec, GenericCommitment, SignerAttrSpec
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
+from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko_certvalidator import ValidationContext
 
 from kmop.errors import SigningError, TimestampUnavailable
 
+from .algorithms import ALGORITHM_POLICY, SIGNING_DIGEST, check_signing_certificate
 from .identities import IdentityStore
 from .policy import SignaturePolicy
+from .roles import Role
+from .stamp import STAMP_STYLE, placement
+
+ROLE_URN_PREFIX = "urn:kmop-docs:role:"
 
 
 class DocumentSigner:
-    """Signs documents as the role a policy names, with that role's configured identity."""
+    """Signs documents as the role a policy names, with that role's configured identity.
 
-    def __init__(self, identities: IdentityStore, timestamper: TimeStamper | None = None) -> None:
+    :param identities: the identities per role, trust roots and revocation sources.
+    :param timestamper: the timestamp authority (``signing.timestamping.timestamper_for``);
+        required for every level above B-B.
+    :param visible: draw the signature block on the last page (default).
+    """
+
+    def __init__(self, identities: IdentityStore, timestamper: TimeStamper | None = None, *,
+                 visible: bool = True) -> None:
         self.identities = identities
         self.timestamper = timestamper
+        self.visible = visible
 
     def sign(
         self,
@@ -32,35 +70,97 @@ class DocumentSigner:
         field_name: str,
         reason: str,
         location: str | None = None,
+        visible: bool | None = None,
     ) -> bytes:
-        if policy.level.needs_timestamp and self.timestamper is None:
-            raise SigningError(
-                f"PAdES {policy.level.value} needs a timestamp authority and none is configured"
-            )
+        level = policy.level
+        if level.needs_timestamp and self.timestamper is None:
+            raise SigningError(f"PAdES {level.value} needs a timestamp authority and none is configured")
         signer = self.identities.signer_for(policy.role)
+        cert = signer.signing_cert
+        check_signing_certificate(cert, SIGNING_DIGEST)
         metadata = signers.PdfSignatureMetadata(
             field_name=field_name,
-            md_algorithm="sha256",
+            md_algorithm=SIGNING_DIGEST,
             subfilter=SigSeedSubFilter.PADES,
             reason=reason,
             location=location,
-            name=signer.signing_cert.subject.native.get("common_name"),
+            name=cert.subject.native.get("common_name"),
             certify=policy.certify,
             docmdp_permissions=MDPPerm.FILL_FORMS,
+            validation_context=self._validation_context(policy),
+            embed_validation_info=level.embeds_validation_info,
+            use_pades_lta=level.needs_document_timestamp,
+            cades_signed_attr_spec=_cades_attributes(policy),
         )
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            output = io.BytesIO()
-            signers.sign_pdf(
-                writer,
+            if self.visible if visible is None else visible:
+                spot = placement(writer, field_name, policy.role.dutch)
+                field_spec, text_params = spot.field, spot.text_params
+            else:
+                field_spec, text_params = fields.SigFieldSpec(field_name), {}
+            pdf_signer = signers.PdfSigner(
                 metadata,
                 signer=signer,
-                timestamper=self.timestamper if policy.level.needs_timestamp else None,
-                new_field_spec=fields.SigFieldSpec(field_name),
-                output=output,
+                timestamper=self.timestamper if level.needs_timestamp else None,
+                stamp_style=STAMP_STYLE,
+                new_field_spec=field_spec,
             )
+            output = io.BytesIO()
+            pdf_signer.sign_pdf(writer, output=output, appearance_text_params=text_params)
+        except TimestampUnavailable:
+            raise
         except TimestampRequestError as exc:
             raise TimestampUnavailable(f"timestamp authority failed: {exc}") from exc
-        except (PdfError, ValueError) as exc:
+        except PyHankoSigningError as exc:
+            raise SigningError(f"cannot sign as {policy.role.value}: {_with_cause(exc)}") from exc
+        except (PdfError, ValueError, KeyError, TypeError) as exc:
             raise SigningError(f"cannot sign this PDF: {exc}") from exc
         return output.getvalue()
+
+    def _validation_context(self, policy: SignaturePolicy) -> ValidationContext | None:
+        """Checks the signer's certificate before signing and collects what B-LT(A) embeds."""
+        roots = self.identities.trust_roots
+        if not roots:
+            if policy.level.embeds_validation_info:
+                raise SigningError(f"PAdES {policy.level.value} needs trust roots in the identities file")
+            return None
+        revocation = self.identities.revocation
+        return ValidationContext(
+            trust_roots=roots,
+            crls=list(revocation.crls),
+            ocsps=list(revocation.ocsps),
+            allow_fetching=revocation.fetch,
+            revocation_mode="require" if policy.level.embeds_validation_info else "soft-fail",
+            algorithm_usage_policy=ALGORITHM_POLICY,
+        )
+
+
+def role_from_urn(value: str) -> Role | None:
+    if value.startswith(ROLE_URN_PREFIX):
+        try:
+            return Role(value[len(ROLE_URN_PREFIX):])
+        except ValueError:
+            return None
+    return None
+
+
+def _cades_attributes(policy: SignaturePolicy) -> CAdESSignedAttrSpec:
+    role = cms.AttCertAttribute({
+        "type": "role",
+        "values": [cms.RoleSyntax({"role_name": asn1_x509.GeneralName(
+            name="uniform_resource_identifier", value=ROLE_URN_PREFIX + policy.role.value)})],
+    })
+    commitment = GenericCommitment.PROOF_OF_ORIGIN if policy.certify else GenericCommitment.PROOF_OF_APPROVAL
+    return CAdESSignedAttrSpec(
+        commitment_type=commitment.asn1,
+        signer_attributes=SignerAttrSpec(claimed_attrs=[role], certified_attrs=[]),
+    )
+
+
+def _with_cause(exc: BaseException) -> str:
+    message = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in message:
+        message = f"{message}: {cause}"
+    return message

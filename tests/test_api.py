@@ -386,6 +386,21 @@ def test_agency_gets_the_same_report_as_kmop_verify(
     assert form.status_code == 200 and form.json()["name"] == "tampered.pdf" and form.json()["ok"] is False
 
 
+def test_hostile_pdfs_get_a_report_not_a_server_error(registered: Registered, service: httpx.Client,
+                                                     agency: httpx.Client) -> None:
+    body = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /X " + b"[" * 500 + b"]" * 500 + b" >>\nendobj\n"
+    nested = body + (b"xref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer\n<< /Size 2 /Root 1 0 R >>\n"
+                     b"startxref\n%d\n%%%%EOF\n" % len(body))  # verify_pdf raises RecursionError on it
+    signed = service.get(f"/dossiers/{registered.dossier_id}/documents/01-sworn_statement-v1").content
+    at = signed.index(b"/Contents <") + len(b"/Contents <") + 100
+    one_digit = signed[:at] + (b"0" if signed[at:at + 1] != b"0" else b"1") + signed[at + 1:]  # AttributeError
+    for hostile in (nested, one_digit):
+        answer = agency.post("/verifications", content=hostile, headers={"Content-Type": "application/pdf"})
+        assert answer.status_code == 200, answer.text
+        report = answer.json()
+        assert report["ok"] is False and (report["problems"] or report["signatures"][0]["problems"])
+
+
 def test_uploads_that_are_too_large_of_another_type_or_not_a_pdf_are_refused(agency: httpx.Client) -> None:
     too_large = agency.post("/verifications", content=b"%PDF-1.7\n" + b"0" * MAX_UPLOAD,
                             headers={"Content-Type": "application/pdf"})

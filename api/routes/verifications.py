@@ -5,11 +5,13 @@ The report is ``signing.verify.verify_pdf`` against the configured trust roots
 comes as the body (``Content-Type: application/pdf``) or as the ``file`` field of a
 ``multipart/form-data`` form. Larger than ``KMOP_API_MAX_UPLOAD_BYTES``: 413; another media
 type: 415; a body that is not a PDF at all: 422. A PDF that is damaged or unsigned is not
-refused: its report says what is wrong (``ok: false``).
+refused: its report says what is wrong (``ok: false``), also when ``verify_pdf`` itself raises
+on it (pyHanko on deeply nested objects or an unparsable CMS blob; see tests/test_hostile_input.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from signing.verify import verify_pdf
+from signing.verify import FileReport, verify_pdf
 
 from ..app import services_of
 from ..auth import ApiRole, Principal, require
@@ -27,9 +29,19 @@ from ..errors import ApiError, error_responses
 from ..models import VerificationReport
 
 router = APIRouter(tags=["verification"])
+logger = logging.getLogger("kmop.api")
 
 _FORM_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
 _PDF_MAGIC = b"%PDF-"
+
+
+def _report(data: bytes, roots: list, name: str) -> FileReport:
+    """``verify_pdf``'s report; a file it cannot get through is reported, never a 500."""
+    try:
+        return verify_pdf(data, roots, name=name)
+    except Exception as exc:  # noqa: BLE001 - RecursionError, AttributeError from pyHanko on hostile files
+        logger.warning("verify_pdf raised on %s: %s: %s", name, type(exc).__name__, exc)
+        return FileReport(name=name, problems=[f"the file cannot be verified: {type(exc).__name__} while reading it"])
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -82,5 +94,5 @@ async def verify(
     if _PDF_MAGIC not in data[:1024]:
         raise ApiError(422, "not_a_pdf", "the upload is not a PDF (no %PDF- header)", field="file",
                        reason="is not a PDF")
-    report = await run_in_threadpool(verify_pdf, data, services.trust_roots, filename)
+    report = await run_in_threadpool(_report, data, services.trust_roots, filename)
     return VerificationReport(**report.to_dict())
