@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import xmlrpc.client
@@ -30,7 +31,7 @@ from conversion.export_options import (
     unoserver_filter_options,
 )
 from conversion.ports import LoopbackPorts
-from conversion.processes import kill_process_group, terminate_process_group
+from conversion.processes import kill_process_group, terminate_process_group, watch_group
 from kmop.errors import ConversionError
 
 logger = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ class ConverterInstance:
             self._reserved_ports = ()
             raise ConversionError(f"could not run {self._settings.uno_python} for unoserver: {exc}") from exc
         self._process = process
+        watch_group(process.pid, sys.executable)
         self.conversions_since_start = 0
         self._xmlrpc_port = xmlrpc_port
         logger.info("%s: started unoserver pid %d on port %d", self.name, process.pid, xmlrpc_port)

@@ -44,3 +44,34 @@ def terminate_process_group(process: subprocess.Popen[bytes], grace: float) -> N
         except subprocess.TimeoutExpired:
             pass
     kill_process_group(process)
+
+
+# A watchdog per LibreOffice process group: it polls until its parent (the worker process that
+# owns the pool) is gone, then kills the group. Without it, a worker killed with SIGKILL or by
+# the OOM killer leaves its LibreOffice instances running forever, each holding ~200 MB. It runs
+# under the worker's own interpreter, ends by itself when the group is gone, and costs one
+# sleeping process per instance.
+_WATCHDOG = """
+import os, signal, sys, time
+owner, group = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    time.sleep(0.5)
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        break
+    if os.getppid() != owner:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        break
+"""
+
+
+def watch_group(group: int, interpreter: str) -> subprocess.Popen[bytes]:
+    """Kill process group ``group`` when this process dies, however it dies."""
+    return subprocess.Popen(
+        [interpreter, "-I", "-c", _WATCHDOG, str(os.getpid()), str(group)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )

@@ -50,14 +50,27 @@ class SignaturePolicy:
     role: Role
     level: PadesLevel
     certify: bool
+    approval_fields: tuple[str, ...] = ()
+    """Empty signature fields a certifying signature prepares for the approvals that follow
+    (a new visible field after certification would be a change the certification forbids)."""
+
+
+def signature_field_name(kind: str, role: Role) -> str:
+    """The signature field of a kind's signature (the pipeline's naming)."""
+    return f"Handtekening-{role.value}-{kind}"
 
 
 @cache
 def _policies() -> dict[str, SignaturePolicy]:
     raw = json.loads((Path(__file__).parent / "policy.json").read_text(encoding="utf-8"))
+    kinds = raw["kinds"]
     return {
-        kind: SignaturePolicy(Role(entry["role"]), PadesLevel(entry["level"]), bool(entry["certify"]))
-        for kind, entry in raw["kinds"].items()
+        kind: SignaturePolicy(
+            Role(entry["role"]), PadesLevel(entry["level"]), bool(entry["certify"]),
+            tuple(signature_field_name(approval, Role(kinds[approval]["role"]))
+                  for approval in entry.get("approvals", [])),
+        )
+        for kind, entry in kinds.items()
     }
 
 

@@ -23,6 +23,7 @@ signature is made without it.
 from __future__ import annotations
 
 import io
+import logging
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -34,6 +35,7 @@ from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.sign.validation import read_certification_data
 from pyhanko_certvalidator import ValidationContext
 
 from kmop.errors import SigningError, TimestampUnavailable
@@ -42,9 +44,11 @@ from .algorithms import ALGORITHM_POLICY, SIGNING_DIGEST, check_signing_certific
 from .identities import IdentityStore
 from .policy import SignaturePolicy
 from .roles import Role
-from .stamp import STAMP_STYLE, placement
+from .stamp import STAMP_STYLE, new_field, text_params
 
 ROLE_URN_PREFIX = "urn:kmop-docs:role:"
+
+logger = logging.getLogger(__name__)
 
 
 class DocumentSigner:
@@ -78,27 +82,24 @@ class DocumentSigner:
         signer = self.identities.signer_for(policy.role)
         cert = signer.signing_cert
         check_signing_certificate(cert, SIGNING_DIGEST)
-        metadata = signers.PdfSignatureMetadata(
-            field_name=field_name,
-            md_algorithm=SIGNING_DIGEST,
-            subfilter=SigSeedSubFilter.PADES,
-            reason=reason,
-            location=location,
-            name=cert.subject.native.get("common_name"),
-            certify=policy.certify,
-            docmdp_permissions=MDPPerm.FILL_FORMS,
-            validation_context=self._validation_context(policy),
-            embed_validation_info=level.embeds_validation_info,
-            use_pades_lta=level.needs_document_timestamp,
-            cades_signed_attr_spec=_cades_attributes(policy),
-        )
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            if self.visible if visible is None else visible:
-                spot = placement(writer, field_name, policy.role.dutch)
-                field_spec, text_params = spot.field, spot.text_params
-            else:
-                field_spec, text_params = fields.SigFieldSpec(field_name), {}
+            field_name, field_spec, stamp_text = self._field(writer, policy, field_name,
+                                                             self.visible if visible is None else visible)
+            metadata = signers.PdfSignatureMetadata(
+                field_name=field_name,
+                md_algorithm=SIGNING_DIGEST,
+                subfilter=SigSeedSubFilter.PADES,
+                reason=reason,
+                location=location,
+                name=cert.subject.native.get("common_name"),
+                certify=policy.certify,
+                docmdp_permissions=MDPPerm.FILL_FORMS,
+                validation_context=self._validation_context(policy),
+                embed_validation_info=level.embeds_validation_info,
+                use_pades_lta=level.needs_document_timestamp,
+                cades_signed_attr_spec=_cades_attributes(policy),
+            )
             pdf_signer = signers.PdfSigner(
                 metadata,
                 signer=signer,
@@ -107,8 +108,8 @@ class DocumentSigner:
                 new_field_spec=field_spec,
             )
             output = io.BytesIO()
-            pdf_signer.sign_pdf(writer, output=output, appearance_text_params=text_params)
-        except TimestampUnavailable:
+            pdf_signer.sign_pdf(writer, output=output, appearance_text_params=stamp_text)
+        except (TimestampUnavailable, SigningError):
             raise
         except TimestampRequestError as exc:
             raise TimestampUnavailable(f"timestamp authority failed: {exc}") from exc
@@ -117,6 +118,40 @@ class DocumentSigner:
         except (PdfError, ValueError, KeyError, TypeError) as exc:
             raise SigningError(f"cannot sign this PDF: {exc}") from exc
         return output.getvalue()
+
+    def _field(
+        self, writer: IncrementalPdfFileWriter, policy: SignaturePolicy, field_name: str, visible: bool
+    ) -> tuple[str, fields.SigFieldSpec | None, dict[str, str]]:
+        """The field to sign (name, spec of a new field or None for an existing one, stamp text).
+
+        An empty field of that name is signed as it is. After a certification, a new visible
+        field would be a forbidden change, so an empty field the certification prepared for
+        this role is used, or else the signature is made invisible. A certifying signature
+        prepares the empty fields of the approvals its policy names.
+        """
+        empty = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=False)}
+        filled = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=True)}
+        text = text_params(policy.role.dutch)
+        if field_name in filled:
+            raise SigningError(f"signature field {field_name!r} is already signed")
+        if field_name in empty:
+            return field_name, None, text
+        if read_certification_data(writer.prev) is not None:
+            prefix = f"Handtekening-{policy.role.value}-"
+            prepared = sorted(name for name in empty if name.startswith(prefix))
+            if prepared:
+                return prepared[0], None, text
+            logger.warning("%s: no prepared signature field for %s after certification; signing invisibly",
+                           field_name, policy.role.value)
+            return field_name, fields.SigFieldSpec(field_name), {}
+        if not visible:
+            return field_name, fields.SigFieldSpec(field_name), {}
+        spec = new_field(writer, field_name)
+        if policy.certify:
+            for skip, approval in enumerate(policy.approval_fields, start=1):
+                if approval not in empty:
+                    fields.append_signature_field(writer, new_field(writer, approval, skip))
+        return field_name, spec, text
 
     def _validation_context(self, policy: SignaturePolicy) -> ValidationContext | None:
         """Checks the signer's certificate before signing and collects what B-LT(A) embeds."""

@@ -9,7 +9,6 @@ character outside Windows-1252 is written without its accent, or as ``?``.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -27,27 +26,20 @@ _COLUMNS = 2
 _A4 = (0.0, 0.0, 595.0, 842.0)
 
 
-@dataclass(frozen=True)
-class StampPlacement:
-    field: SigFieldSpec
-    text_params: dict[str, str]
-
-
-def placement(writer: IncrementalPdfFileWriter, field_name: str, role_name: str) -> StampPlacement:
-    """The signature field (last page, next free slot) and the text of its block."""
+def new_field(writer: IncrementalPdfFileWriter, field_name: str, skip: int = 0) -> SigFieldSpec:
+    """A visible signature field in the next free slot of the last page (``skip`` further)."""
     page_ref, _ = writer.find_page_for_modification(-1)
     page = page_ref.get_object()
     left, bottom, right, _top = _media_box(page)
     width = (right - left - 2 * _MARGIN - (_COLUMNS - 1) * _GAP) / _COLUMNS
-    slot = _visible_signature_count(page)
-    row, column = divmod(slot, _COLUMNS)
+    row, column = divmod(_visible_signature_count(page) + skip, _COLUMNS)
     x1 = left + _MARGIN + column * (width + _GAP)
     y1 = bottom + _BOTTOM + row * (_HEIGHT + _GAP)
-    box = (int(x1), int(y1), int(x1 + width), int(y1 + _HEIGHT))
-    return StampPlacement(
-        SigFieldSpec(field_name, on_page=-1, box=box),
-        {"role": latin_text(role_name)},
-    )
+    return SigFieldSpec(field_name, on_page=-1, box=(int(x1), int(y1), int(x1 + width), int(y1 + _HEIGHT)))
+
+
+def text_params(role_name: str) -> dict[str, str]:
+    return {"role": latin_text(role_name)}
 
 
 def latin_text(value: str) -> str:

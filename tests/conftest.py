@@ -18,6 +18,8 @@ import pytest
 from storage.s3 import S3Store
 from tests.s3server import MotoServer
 
+pytest_plugins = ["tests.pki_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:

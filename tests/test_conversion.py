@@ -304,3 +304,28 @@ def pool_work_dir(process_group: int) -> Path:
     arguments = Path(f"/proc/{process_group}/cmdline").read_bytes().split(b"\0")
     profile = Path(arguments[arguments.index(b"--user-installation") + 1].decode())
     return profile.parent.parent
+
+
+def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
+    """A worker killed outright (SIGKILL, OOM killer) leaves no LibreOffice running behind it."""
+    script = (
+        "from conversion import ConverterPool\n"
+        "import sys, time\n"
+        "pool = ConverterPool(size=1); pool.start()\n"
+        "print(pool.process_group_ids()[0], flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    group = int(owner.stdout.readline())
+    os.killpg(group, 0)  # LibreOffice is running
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process group {group} of the killed worker is still alive")
