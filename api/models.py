@@ -165,6 +165,11 @@ class TokenIssued(BaseModel):
 # --- verification -------------------------------------------------------------------------------
 
 class SignatureReport(BaseModel):
+    """One signature's verdict; the fields below are always present, and the verifier may add
+    more (ETSI indication, level, chain, revocation, changes after signing): they are passed on."""
+
+    model_config = ConfigDict(extra="allow")
+
     field_name: str
     signer: str | None
     signing_time: str | None
@@ -181,6 +186,8 @@ class SignatureReport(BaseModel):
 
 class VerificationReport(BaseModel):
     """The same report as ``kmop verify --json`` gives for one file."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str
     signatures: list[SignatureReport]

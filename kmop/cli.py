@@ -37,7 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from signing.identities import load_certificates
-    from signing.verify import FileReport, verify_pdf
+    from signing.verify import FileReport, render_text, verify_pdf
 
     if not args.trust:
         raise KmopError("--trust: give at least one trust root (PEM or DER file)")
@@ -54,20 +54,12 @@ def _verify(args: argparse.Namespace) -> int:
         except OSError as exc:
             reports.append(FileReport(name=name, problems=[f"cannot be read ({exc.strerror})"]))
             continue
-        reports.append(verify_pdf(data, roots, name=name))
+        reports.append(verify_pdf(data, roots, name=name, online=getattr(args, "online", False)))
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
     else:
         for report in reports:
-            print(f"{report.name}: {'valid' if report.ok else 'INVALID'}")
-            for problem in report.problems:
-                print(f"  - {problem}")
-            for sig in report.signatures:
-                verdict = "valid" if sig.ok else "invalid"
-                print(f"  signature {sig.field_name}: {verdict}; signer: {sig.signer}; "
-                      f"signed: {sig.signing_time}; timestamp: {sig.timestamp_time or 'none'}")
-                for problem in sig.problems:
-                    print(f"    - {problem}")
+            print(render_text(report))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 

@@ -75,7 +75,7 @@ __all__ = ["FileReport", "SignatureReport", "TimestampReport", "async_verify_pdf
 for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
-_EOF_WINDOW = 4096
+_TAIL = 1024  # the last line must be %%EOF, give or take trailing whitespace
 _INDICATION = {AdESStatus.PASSED: TOTAL_PASSED, AdESStatus.INDETERMINATE: INDETERMINATE,
                AdESStatus.FAILED: TOTAL_FAILED}
 
@@ -109,8 +109,10 @@ async def async_verify_pdf(
     if not trust_roots:
         result.problems.append("no trust root given")
         return result
-    if b"%%EOF" not in data[-_EOF_WINDOW:]:
-        result.problems.append(f"not a readable PDF: no EOF marker in its last {_EOF_WINDOW} bytes")
+    if not data[-_TAIL:].rstrip(b"\x00\t\n\x0c\r ").endswith(b"%%EOF"):
+        # checked before parsing: pyHanko would look for the marker byte by byte in memory
+        result.problems.append("not a readable PDF: it does not end with an EOF marker "
+                               "(truncated, or data appended after it)")
         return result
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
@@ -122,12 +124,21 @@ async def async_verify_pdf(
     if not signatures:
         result.problems.append("the file holds no signature")
         return result
-    spec = _validation_spec(trust_roots, online)
     timing = _timing(validation_time)
+    offline_spec = _validation_spec(trust_roots, online=False)
+    online_spec = _validation_spec(trust_roots, online=True) if online else None
     for signature in signatures:
-        result.signatures.append(await _assess_signature(signature, spec, timing, online))
+        # What the file carries decides first; the network is asked only for what is missing
+        # (a fetch that fails must not spoil data the file embeds).
+        report = await _assess_signature(signature, offline_spec, timing, online=False)
+        if online_spec is not None and not report.ok:
+            report = await _assess_signature(signature, online_spec, timing, online=True)
+        result.signatures.append(report)
     for stamp in timestamps:
-        result.document_timestamps.append(await _assess_timestamp(stamp, trust_roots, online, validation_time))
+        stamp_report = await _assess_timestamp(stamp, trust_roots, False, validation_time)
+        if online and not stamp_report.ok and validation_time is None:
+            stamp_report = await _assess_timestamp(stamp, trust_roots, True, None)
+        result.document_timestamps.append(stamp_report)
     return result
 
 
@@ -201,7 +212,10 @@ async def _assess_signature(
     report.revocation = _revocation_text(status, signature, online)
     report.changes_after_signing = _changes(status)
     if report.indication != TOTAL_PASSED:
-        report.problems.append(_explain(report.sub_indication, result.failure_msg, online, status))
+        failure = result.failure_msg
+        if report.revocation and report.revocation.startswith("unknown"):
+            failure = f"{failure}; no revocation data" if failure else "no revocation data"
+        report.problems.append(_explain(report.sub_indication, failure, online, status))
     _kmop_checks(report, signature, status)
     return report
 
@@ -238,6 +252,16 @@ def _kmop_checks(report: SignatureReport, signature: EmbeddedPdfSignature, statu
     ts = status.timestamp_validity
     if ts is not None and not report.timestamp_ok:
         report.fail(INDETERMINATE, "GENERIC", "the signature timestamp is not valid or not trusted")
+    if ts is not None and report.timestamp_ok:
+        cert = status.signing_cert
+        if ts.timestamp > cert.not_valid_after:
+            report.fail(INDETERMINATE, "EXPIRED",
+                        f"the signer's certificate was not valid at the signing time (EXPIRED): it ended "
+                        f"{_iso(cert.not_valid_after)}, the signature timestamp says {_iso(ts.timestamp)}")
+        elif ts.timestamp < cert.not_valid_before:
+            report.fail(INDETERMINATE, "NOT_YET_VALID",
+                        f"the signer's certificate was not valid at the signing time (NOT_YET_VALID): it starts "
+                        f"{_iso(cert.not_valid_before)}")
     problem = key_problem(status.signing_cert.public_key)
     if problem:
         report.fail(INDETERMINATE, "CRYPTO_CONSTRAINTS_FAILURE", f"refused by the algorithm policy: {problem}")
@@ -249,7 +273,7 @@ def _kmop_checks(report: SignatureReport, signature: EmbeddedPdfSignature, statu
 def _describe(report: SignatureReport, signature: EmbeddedPdfSignature, status: PdfSignatureStatus) -> None:
     cert = status.signing_cert
     report.signer = cert.subject.human_friendly
-    report.signing_time = _iso(status.signer_reported_dt)
+    report.signing_time = _iso(status.signer_reported_dt or _claimed_time(signature))
     report.intact = status.intact
     report.valid = status.valid
     report.trusted = status.trusted
@@ -406,6 +430,12 @@ def _explain(sub_indication: str | None, failure: str | None, online: bool,
         return "the signed content was altered (digest mismatch)"
     if sub_indication == "SIG_CRYPTO_FAILURE":
         return "the cryptographic signature is not valid"
+    if sub_indication == "NO_CERTIFICATE_CHAIN_FOUND":
+        return f"the signer's certificate does not chain to a trusted root ({sub_indication})"
+    if failure and "revocation" in failure.lower() and sub_indication not in ("REVOKED", "REVOKED_NO_POE",
+                                                                            "REVOKED_CA_NO_POE"):
+        where = "" if online else "; the document embeds none and verification was offline"
+        return f"no usable revocation data for a certificate of the chain ({sub_indication}{where})"
     if sub_indication in ("NO_CERTIFICATE_CHAIN_FOUND", "CHAIN_CONSTRAINTS_FAILURE",
                           "CERTIFICATE_CHAIN_GENERAL_FAILURE", "NO_SIGNING_CERTIFICATE_FOUND"):
         return f"the signer's certificate does not chain to a trusted root ({sub_indication})"
@@ -454,6 +484,15 @@ async def _assess_timestamp(
     if report.changes_after == CHANGES_FORBIDDEN:
         report.problems.append("the document was changed after this timestamp beyond what is allowed")
     return report
+
+
+def _claimed_time(signature: EmbeddedPdfSignature) -> datetime | None:
+    """The signing time the signer wrote in the signature dictionary (/M); PAdES leaves it out of
+    the CMS."""
+    try:
+        return signature.self_reported_timestamp
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _common_name(name: x509.Name) -> str:

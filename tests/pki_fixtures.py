@@ -151,7 +151,7 @@ class TestPki:
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
         arch = self.arch
-        chain = [self.cert(c) for c in arch.get_chain(CertLabel(label))]
+        chain = [arch.get_cert(c) for c in arch.get_chain(CertLabel(label))]
         return SimpleSigner(signing_cert=self.cert(label), signing_key=arch.key_set.get_private_key(KeyLabel(label)),
                             cert_registry=SimpleCertificateStore.from_certs(chain))
 
