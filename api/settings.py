@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kmop.settings import SettingsError
+from kmop.settings import SettingsError, int_setting
 
 MIN_SECRET_LENGTH = 32
 MAX_JOB_BYTES = 1024 * 1024  # a document job is JSON data, never a file
@@ -44,19 +44,6 @@ def _secret(env: Mapping[str, str], name: str) -> str:
     value = env.get(name) or ""
     if len(value) < MIN_SECRET_LENGTH:
         raise SettingsError(f"{name}: set it to a random secret of at least {MIN_SECRET_LENGTH} characters")
-    return value
-
-
-def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: {value} is outside {low}..{high}")
     return value
 
 

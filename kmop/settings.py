@@ -37,7 +37,8 @@ class Settings:
     job_max_retries: int
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number from the environment within ``low..high``; ``default`` when unset."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -60,13 +61,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     identities = env.get("KMOP_IDENTITIES")
-    timeout = _int(env, "KMOP_CONVERSION_TIMEOUT", 60, 1, 3600)
+    timeout = int_setting(env, "KMOP_CONVERSION_TIMEOUT", 60, 1, 3600)
     return Settings(
         broker=_choice(env, "KMOP_BROKER", "redis", ("redis", "stub")),
         redis_url=env.get("KMOP_REDIS_URL") or "redis://127.0.0.1:6379/0",
         redis_namespace=env.get("KMOP_REDIS_NAMESPACE") or "kmop",
-        redis_heartbeat_timeout_ms=_int(env, "KMOP_REDIS_HEARTBEAT_TIMEOUT_MS", 15_000, 1_000, 600_000),
-        redis_maintenance_chance=_int(env, "KMOP_REDIS_MAINTENANCE_CHANCE", 100_000, 1, 1_000_000),
+        redis_heartbeat_timeout_ms=int_setting(env, "KMOP_REDIS_HEARTBEAT_TIMEOUT_MS", 15_000, 1_000, 600_000),
+        redis_maintenance_chance=int_setting(env, "KMOP_REDIS_MAINTENANCE_CHANCE", 100_000, 1, 1_000_000),
         storage=_choice(env, "KMOP_STORAGE", "s3", ("s3", "local")),
         local_storage_dir=Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store"),
         s3_endpoint=env.get("KMOP_S3_ENDPOINT") or None,
@@ -76,9 +77,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_secret_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
         identities_file=Path(identities) if identities else None,
         tsa_url=env.get("KMOP_TSA_URL") or None,
-        converter_pool_size=_int(env, "KMOP_CONVERTER_POOL_SIZE", 1, 1, 64),
+        converter_pool_size=int_setting(env, "KMOP_CONVERTER_POOL_SIZE", 1, 1, 64),
         conversion_timeout=float(timeout),
-        converter_max_conversions=_int(env, "KMOP_CONVERTER_MAX_CONVERSIONS", 100, 1, 100_000),
-        job_time_limit_ms=_int(env, "KMOP_JOB_TIME_LIMIT_MS", (timeout + 120) * 1000, 1000, 86_400_000),
-        job_max_retries=_int(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
+        converter_max_conversions=int_setting(env, "KMOP_CONVERTER_MAX_CONVERSIONS", 100, 1, 100_000),
+        job_time_limit_ms=int_setting(env, "KMOP_JOB_TIME_LIMIT_MS", (timeout + 120) * 1000, 1000, 86_400_000),
+        job_max_retries=int_setting(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
     )
