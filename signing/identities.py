@@ -134,12 +134,16 @@ class IdentityStore:
     def roles(self) -> list[str]:
         return sorted(self._identities)
 
-    def signer_for(self, role: Role | str) -> Signer:
+    def identity_for(self, role: Role | str) -> Identity:
+        """Where the role's key is configured to be (no key is opened)."""
         label = Role(role).value
         identity = self._identities.get(label)
         if identity is None:
             raise SigningError(f"no signing identity configured for role {label!r}")
-        return self._load(identity)
+        return identity
+
+    def signer_for(self, role: Role | str) -> Signer:
+        return self._load(self.identity_for(role))
 
     def timestamp_authority(self) -> SimpleSigner | None:
         """The development TSA's identity, when the configuration names one (not a URL)."""

@@ -124,10 +124,10 @@ class DocumentSigner:
     ) -> tuple[str, fields.SigFieldSpec | None, dict[str, str]]:
         """The field to sign (name, spec of a new field or None for an existing one, stamp text).
 
-        An empty field of that name is signed as it is. After a certification, a new visible
-        field would be a forbidden change, so an empty field the certification prepared for
-        this role is used, or else the signature is made invisible. A certifying signature
-        prepares the empty fields of the approvals its policy names.
+        An empty field of that name (one a certification prepared) is signed as it is. After a
+        certification, a new visible field would be a forbidden change, so a signature without
+        a prepared field is made invisible. A certifying signature prepares the empty fields of
+        the approvals its policy names (``signing.policy.signature_field_name``).
         """
         empty = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=False)}
         filled = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=True)}
@@ -137,12 +137,7 @@ class DocumentSigner:
         if field_name in empty:
             return field_name, None, text
         if read_certification_data(writer.prev) is not None:
-            prefix = f"Handtekening-{policy.role.value}-"
-            prepared = sorted(name for name in empty if name.startswith(prefix))
-            if prepared:
-                return prepared[0], None, text
-            logger.warning("%s: no prepared signature field for %s after certification; signing invisibly",
-                           field_name, policy.role.value)
+            logger.warning("%s: no prepared signature field after certification; signing invisibly", field_name)
             return field_name, fields.SigFieldSpec(field_name), {}
         if not visible:
             return field_name, fields.SigFieldSpec(field_name), {}

@@ -1,7 +1,9 @@
 """The visible signature block: who signed, in which role, when; on the last page.
 
-Blocks fill a grid from the bottom of the last page upwards, two per row, so a countersignature
-(the quote's acceptance) sits beside the certification instead of on top of it. The text uses
+Blocks fill a grid from just above the footer of the last page upwards, two per row, so a
+countersignature (the quote's acceptance) sits beside the certification instead of on top of
+it. The place is fixed, not found: the templates keep the lower part of their last page free;
+a template whose last page is full to the footer would have its text under the blocks. The text uses
 the PDF standard font Courier (no font embedding, so no new font in a signed revision); a
 character outside Windows-1252 is written without its accent, or as ``?``.
 """
@@ -19,7 +21,7 @@ STAMP_TEXT = "Digitaal ondertekend door: %(signer)s\nRol: %(role)s\nTijdstip: %(
 STAMP_STYLE = TextStampStyle(stamp_text=STAMP_TEXT, border_width=1, timestamp_format="%Y-%m-%d %H:%M:%S %Z")
 
 _MARGIN = 36.0
-_BOTTOM = 20.0
+_BOTTOM = 110.0  # above the templates' footer (which ends about 100 pt from the bottom edge)
 _GAP = 8.0
 _HEIGHT = 46.0
 _COLUMNS = 2

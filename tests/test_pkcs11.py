@@ -66,7 +66,7 @@ def token_store(token: Path):  # type: ignore[no-untyped-def]
 
 def test_pkcs11_entry_is_read_from_the_identities_file(token: Path) -> None:
     store = IdentityStore.from_file(token, {"KMOP_TOKEN_PIN": PIN})
-    identity = store._identities["agency"]
+    identity = store.identity_for("agency")
     assert isinstance(identity, Pkcs11Identity)
     assert (identity.module, identity.token_label, identity.key_label, identity.pin_env) == (
         MODULE, TOKEN, "agency", "KMOP_TOKEN_PIN")
