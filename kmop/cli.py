@@ -54,7 +54,7 @@ def _verify(args: argparse.Namespace) -> int:
         except OSError as exc:
             reports.append(FileReport(name=name, problems=[f"cannot be read ({exc.strerror})"]))
             continue
-        reports.append(verify_pdf(data, roots, name=name, online=getattr(args, "online", False)))
+        reports.append(verify_pdf(data, roots, name=name, online=args.online))
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
     else:
@@ -290,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("files", nargs="+", metavar="FILE")
     verify.add_argument("--trust", action="append", default=[], metavar="PEM", help="trust root certificate (repeatable)")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
+    verify.add_argument("--online", action="store_true",
+                        help="fetch revocation data the file does not carry (default: the file's own data only)")
     verify.set_defaults(handler=_verify)
 
     worker = commands.add_parser("worker", help="run dramatiq workers on the configured Redis broker")
