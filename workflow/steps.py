@@ -99,9 +99,3 @@ TRANSITIONS: tuple[Transition, ...] = (
 def transitions_from(phase: Phase, cycle: Cycle) -> list[Transition]:
     return [t for t in TRANSITIONS if t.phase is phase and cycle in t.cycles]
 
-
-def find_transition(phase: Phase, cycle: Cycle, action: str) -> Transition | None:
-    for transition in transitions_from(phase, cycle):
-        if transition.action == action:
-            return transition
-    return None

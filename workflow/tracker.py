@@ -20,7 +20,7 @@ from signing.roles import Role
 from . import rules
 from .ledger import Event, Ledger
 from .state import DossierState, current_state
-from .steps import FACTS, KNOWLEDGE_TEST_PASSED, Phase, Transition, find_transition, transitions_from
+from .steps import FACTS, KNOWLEDGE_TEST_PASSED, Phase, Transition, transitions_from
 
 DOCUMENT_STORED = "document_stored"
 
@@ -140,8 +140,4 @@ def _refusal(dossier_id: str, state: DossierState, action: str) -> str:
     )
 
 
-def transition_for(state: DossierState, action: str) -> Transition | None:
-    return find_transition(state.phase, state.cycle, action)
-
-
-__all__ = ["DOCUMENT_STORED", "Expected", "Phase", "Tracker", "expected_next", "transition_for"]
+__all__ = ["DOCUMENT_STORED", "Expected", "Phase", "Tracker", "expected_next"]
