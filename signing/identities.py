@@ -39,6 +39,7 @@ from pyhanko.sign.signers import Signer, SimpleSigner
 
 from kmop.errors import SigningError
 
+from .memory_keys import ParsedKeySigner
 from .roles import Role
 from .tokens import Pkcs11Identity, open_token_signer
 
@@ -187,7 +188,7 @@ class IdentityStore:
         except OSError as exc:
             raise SigningError(f"identity {identity.label!r}: {exc}") from exc
         try:
-            return SimpleSigner.load_pkcs12_data(data, (), passphrase.encode())
+            return ParsedKeySigner(SimpleSigner.load_pkcs12_data(data, (), passphrase.encode()))
         except ValueError as exc:
             raise SigningError(
                 f"identity {identity.label!r}: {identity.path.name} cannot be opened "

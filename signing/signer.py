@@ -29,6 +29,7 @@ from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.ades.api import CAdESSignedAttrSpec, GenericCommitment, SignerAttrSpec
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
@@ -65,6 +66,7 @@ class DocumentSigner:
         self.identities = identities
         self.timestamper = timestamper
         self.visible = visible
+        self._reserved: dict[tuple[str, str, bool, bool], int] = {}
 
     def sign(
         self,
@@ -79,13 +81,37 @@ class DocumentSigner:
         level = policy.level
         if level.needs_timestamp and self.timestamper is None:
             raise SigningError(f"PAdES {level.value} needs a timestamp authority and none is configured")
+        visible = self.visible if visible is None else visible
+        size_key = (policy.role.value, level.value, policy.certify, visible)
+        reserved = self._reserved.get(size_key)
+        try:
+            signed = self._sign(pdf, policy, field_name, reason, location, visible, reserved)
+        except _ReservationTooSmall:
+            reserved = None
+            signed = self._sign(pdf, policy, field_name, reason, location, visible, None)
+        if reserved is None:
+            self._reserved[size_key] = _reserved_size(signed)
+        return signed
+
+    def _sign(
+        self,
+        pdf: bytes,
+        policy: SignaturePolicy,
+        field_name: str,
+        reason: str,
+        location: str | None,
+        visible: bool,
+        reserved: int | None,
+    ) -> bytes:
+        """One signature; ``reserved`` is the space for the CMS container (hex digits), or None
+        for pyHanko's estimate (a dry-run signature, about a third of the signing time)."""
+        level = policy.level
         signer = self.identities.signer_for(policy.role)
         cert = signer.signing_cert
         check_signing_certificate(cert, SIGNING_DIGEST)
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            field_name, field_spec, stamp_text = self._field(writer, policy, field_name,
-                                                             self.visible if visible is None else visible)
+            field_name, field_spec, stamp_text = self._field(writer, policy, field_name, visible)
             metadata = signers.PdfSignatureMetadata(
                 field_name=field_name,
                 md_algorithm=SIGNING_DIGEST,
@@ -108,13 +134,15 @@ class DocumentSigner:
                 new_field_spec=field_spec,
             )
             output = io.BytesIO()
-            pdf_signer.sign_pdf(writer, output=output, appearance_text_params=stamp_text)
+            pdf_signer.sign_pdf(writer, output=output, appearance_text_params=stamp_text, bytes_reserved=reserved)
         except (TimestampUnavailable, SigningError):
             raise
+        except PyHankoSigningError as exc:
+            if reserved is not None and _RESERVATION_EXCEEDED in str(exc):
+                raise _ReservationTooSmall() from exc
+            raise SigningError(f"cannot sign as {policy.role.value}: {_with_cause(exc)}") from exc
         except TimestampRequestError as exc:
             raise TimestampUnavailable(f"timestamp authority failed: {exc}") from exc
-        except PyHankoSigningError as exc:
-            raise SigningError(f"cannot sign as {policy.role.value}: {_with_cause(exc)}") from exc
         except (PdfError, ValueError, KeyError, TypeError) as exc:
             raise SigningError(f"cannot sign this PDF: {exc}") from exc
         return output.getvalue()
@@ -164,6 +192,25 @@ class DocumentSigner:
             revocation_mode="require" if policy.level.embeds_validation_info else "soft-fail",
             algorithm_usage_policy=ALGORITHM_POLICY,
         )
+
+
+_RESERVATION_EXCEEDED = "larger than expected"
+
+
+class _ReservationTooSmall(Exception):
+    """The container outgrew the space reserved from an earlier signature's estimate."""
+
+
+def _reserved_size(signed: bytes) -> int:
+    """The space pyHanko reserved for the last signature's container, in hex digits.
+
+    Signatures by the same identity at the same level differ in size by a few bytes (times,
+    serial numbers, the timestamp token) and pyHanko's estimate keeps a 50 % margin, so later
+    signatures reuse it instead of building a dry-run container each time; one that does not
+    fit is made again with a fresh estimate.
+    """
+    signature = PdfFileReader(io.BytesIO(signed), strict=False).embedded_regular_signatures[-1]
+    return 2 * len(signature.sig_object["/Contents"].original_bytes)
 
 
 def role_from_urn(value: str) -> Role | None:

@@ -16,12 +16,13 @@ import asyncio
 import logging
 
 from asn1crypto import cms
-from pyhanko.sign.timestamps import DummyTimeStamper, HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from kmop.errors import TimestampUnavailable
 
 from .identities import IdentityStore
+from .memory_keys import ParsedKeyDevTimeStamper
 
 logger = logging.getLogger(__name__)
 
@@ -86,5 +87,5 @@ def timestamper_for(
     else:
         dev = identities.timestamp_authority()
         if dev is not None:
-            inner = DummyTimeStamper(dev.signing_cert, dev.signing_key, certs_to_embed=list(dev.cert_registry))
+            inner = ParsedKeyDevTimeStamper(dev)
     return RetryingTimeStamper(inner, attempts, backoff) if inner is not None else None

@@ -125,3 +125,20 @@ def test_private_keys_are_stored_encrypted(pki) -> None:
             from cryptography.hazmat.primitives.serialization import pkcs12
 
             pkcs12.load_key_and_certificates(data, None)
+
+
+def test_later_signatures_reuse_the_reserved_space_and_a_too_small_one_is_estimated_again(
+    identities: IdentityStore, blank_pdf: bytes
+) -> None:
+    signer = DocumentSigner(identities, timestamper_for(None, identities))
+    policy = policy_for("sworn_statement")
+    first = signer.sign(blank_pdf, policy, field_name="Eerste", reason="test")
+    [reserved] = signer._reserved.values()
+    second = signer.sign(blank_pdf, policy, field_name="Tweede", reason="test")
+    assert len(second) == len(first)  # same reservation, same layout
+    key = next(iter(signer._reserved))
+    signer._reserved[key] = 200  # far too small for a CMS container with a timestamp
+    third = signer.sign(blank_pdf, policy, field_name="Derde", reason="test")
+    assert signer._reserved[key] == reserved
+    for pdf in (first, second, third):
+        assert verify_pdf(pdf, identities.trust_roots).ok

@@ -101,6 +101,12 @@ def test_example_validates_and_renders_every_tag(kind_name: str) -> None:
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
+@pytest.mark.parametrize("kind_name", (*KINDS, "sworn_statement"))
+def test_documents_are_a4(kind_name: str) -> None:
+    for section in Document(str(TEMPLATES_DIR / kind_name / "template.docx")).sections:
+        assert (round(section.page_width.cm, 1), round(section.page_height.cm, 1)) == (21.0, 29.7)
+
+
 @pytest.mark.parametrize("kind_name", KINDS)
 def test_every_jinja_tag_sits_in_one_run(kind_name: str) -> None:
     with zipfile.ZipFile(get_kind(kind_name).template_path) as archive:

@@ -27,6 +27,7 @@ def _base(title: str, subtitle: str) -> Document:
     style.font.name = "Liberation Sans"
     style.font.size = Pt(10.5)
     for section in document.sections:
+        section.page_width, section.page_height = Cm(21.0), Cm(29.7)  # A4, not python-docx's Letter
         section.left_margin = section.right_margin = Cm(2.2)
         section.top_margin = Cm(2.0)
         section.bottom_margin = Cm(2.0)
