@@ -142,10 +142,42 @@ def _descendants(pid: int) -> list[int]:
     return result
 
 
+class _Completions:
+    """Jobs the workers report done (stored and recorded), read from their JSON log as it grows.
+
+    Watching the log costs the run nothing; polling the bucket would load the S3 server the
+    workers are using. What was stored is counted from the bucket once, after the run.
+    """
+
+    def __init__(self, log: Path) -> None:
+        self._log = log
+        self._offset = 0
+
+    def read(self) -> list[tuple[str, float]]:
+        try:
+            with self._log.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        found = []
+        for line in complete.splitlines():
+            if b'"kmop.worker"' not in line or b'"message": "document ' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            found.append((record["dossier_id"], dt.datetime.fromisoformat(record["ts"]).timestamp()))
+        return found
+
+
 def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redis://127.0.0.1:6379/0",
              work_dir: Path | None = None, timeout: float = 3600, threads: int = 1,
              make_jobs: Callable[[str, Tracker], list[dict[str, Any]]] | None = None,
-             extra_env: dict[str, str] | None = None, warm_up: bool = False) -> LoadReport:
+             extra_env: dict[str, str] | None = None) -> LoadReport:
     """Submit the jobs at once and wait for them; ``make_jobs(run, tracker)`` may prepare
     dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants)."""
     from tests.processes import Worker, worker_env  # the same launcher the fault tests use
@@ -184,14 +216,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:
-        if warm_up:  # one job first, so every worker process has its LibreOffice running
-            for warm in _jobs(processes, f"{run}-warm"):
-                broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(warm,),
-                                       kwargs={}, options={}))
-            deadline = time.monotonic() + 300
-            while len([k for k in store.list("dossiers/") if "/documents/" in k]) < processes:
-                assert time.monotonic() < deadline, "warm-up jobs did not finish"
-                time.sleep(0.2)
+        worker.wait_ready()  # every process has its LibreOffice running: steady state is measured
         submitted: dict[str, float] = {}
         start = time.monotonic()
         sampler.start()
@@ -201,20 +226,18 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
             submitted[payload["dossier_id"]] = time.time()
         deadline = time.monotonic() + timeout
         done: dict[str, float] = {}
+        completions = _Completions(worker.log_path)
         while len(done) < jobs and time.monotonic() < deadline:
             assert worker.process is not None and worker.process.poll() is None, "the workers died"
-            for key in store.list("dossiers/"):
-                parts = key.split("/")
-                if parts[2] == "documents" and parts[1] in submitted and parts[1] not in done:
-                    done[parts[1]] = time.time()
-            time.sleep(0.05 if jobs <= 10 else 0.5)
+            done.update((d, t) for d, t in completions.read() if d in submitted and d not in done)
+            time.sleep(0.05)
         seconds = time.monotonic() - start
     finally:
         stop.set()
         worker.stop(timeout=120)
         broker.client.close()
 
-    keys = [k for k in store.list("dossiers/") if "-warm-" not in k.split("/")[1]]
+    keys = store.list("dossiers/")
     objects = sum(1 for k in keys if "/documents/" in k)
     ledger = Ledger(store)
     events = sum(1 for d in submitted for e in ledger.history(d) if e.type == "document_stored"

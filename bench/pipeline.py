@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- the real thing: workers on Redis --------------------------------------------
         make = lambda run, t: workload(run, args.rounds, t)  # noqa: E731
-        single = run_load(0, 1, s3.url, work_dir=work / "single", warm_up=True,
+        single = run_load(0, 1, s3.url, work_dir=work / "single",
                           make_jobs=lambda run, t: workload(run, 1, t)[:1])
-        loads = {n: run_load(0, n, s3.url, work_dir=work / f"load{n}", make_jobs=make, threads=2, warm_up=True)
+        loads = {n: run_load(0, n, s3.url, work_dir=work / f"load{n}", make_jobs=make, threads=2)
                  for n in (1, 2)}
 
     say("\nthroughput (documents per second)")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +27,9 @@ class PoolStats:
     """Counters since the pool started.
 
     ``restarts`` counts every replacement of a running or dead instance (recycling after
-    ``max_conversions``, after a crash, after a timeout), not the initial starts.
+    ``max_conversions``, after a crash, after a timeout), not the initial starts;
+    ``prestarted`` counts the recyclings whose replacement was started ahead, while the worn
+    instance still converted.
     """
 
     size: int
@@ -34,6 +37,7 @@ class PoolStats:
     restarts: int
     timeouts: int
     crashes: int
+    prestarted: int = 0
 
 
 class ConverterPool:
@@ -50,8 +54,10 @@ class ConverterPool:
       replaced, then raises ConversionTimeout;
     * an instance found dead, or dying during a conversion, is replaced and the conversion tried
       once more; a second failure raises ConversionError;
-    * after ``max_conversions`` conversions an instance is restarted before its next use, which
-      bounds LibreOffice's memory growth;
+    * after ``max_conversions`` conversions an instance is replaced before its next use, which
+      bounds LibreOffice's memory growth; its replacement is started in the background a few
+      conversions ahead (``prestart_margin``), so recycling costs no start-up wait (about 5 s
+      of unoserver start), only a second LibreOffice's memory for a few seconds;
     * a document LibreOffice cannot read raises ConversionError and leaves the instance alone.
 
     Restarts happen in the calling thread: the call that finds a dead or worn-out instance
@@ -74,6 +80,7 @@ class ConverterPool:
         soffice: str | None = None,
         uno_python: str | None = None,
         stop_grace: float = 5.0,
+        prestart_margin: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
@@ -89,19 +96,27 @@ class ConverterPool:
         self._soffice = soffice
         self._uno_python = uno_python
         self._stop_grace = stop_grace
+        self.prestart_margin = max(1, max_conversions // 10) if prestart_margin is None else prestart_margin
 
         self._condition = threading.Condition()
         self._idle: deque[ConverterInstance] = deque()
         self._instances: list[ConverterInstance] = []
         self._work_dir: Path | None = None
+        self._settings: InstanceSettings | None = None
+        self._ports: LoopbackPorts | None = None
+        self._numbers = itertools.count(size + 1)
         self._started = False
         self._closed = False
+        self._successors: dict[ConverterInstance, Future[ConverterInstance]] = {}
+        self._starting: set[ConverterInstance] = set()
+        self._background = ThreadPoolExecutor(max_workers=size, thread_name_prefix="converter-successor")
 
         self._stats_lock = threading.Lock()
         self._conversions = 0
         self._restarts = 0
         self._timeouts = 0
         self._crashes = 0
+        self._prestarted = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,18 +135,15 @@ class ConverterPool:
             soffice = find_soffice(self._soffice)
             uno_python = find_uno_python(soffice, self._uno_python)
             self._work_dir = Path(tempfile.mkdtemp(prefix="kmop-conversion-"))
-            settings = InstanceSettings(
+            self._settings = InstanceSettings(
                 soffice=soffice,
                 uno_python=uno_python,
                 pythonpath=unoserver_pythonpath(self._work_dir / "pythonpath"),
                 start_timeout=self.start_timeout,
                 stop_grace=self._stop_grace,
             )
-            ports = LoopbackPorts()
-            self._instances = [
-                ConverterInstance(f"converter-{number}", self._work_dir / f"instance-{number}", settings, ports)
-                for number in range(1, self.size + 1)
-            ]
+            self._ports = LoopbackPorts()
+            self._instances = [self._new_instance(number) for number in range(1, self.size + 1)]
             self._run_on_all(ConverterInstance.start)
         except BaseException:
             self.close()
@@ -150,6 +162,15 @@ class ConverterPool:
                 return
             self._closed = True
             self._condition.notify_all()
+            successors = list(self._successors.values())
+            self._successors.clear()
+            starting = list(self._starting)
+        for instance in starting:  # their start() then fails at once
+            instance.close()
+        self._background.shutdown(wait=True)
+        for future in successors:
+            if future.exception() is None:
+                future.result().close()
         if self._instances:
             self._run_on_all(ConverterInstance.close, raise_first=False)
         if self._work_dir is not None:
@@ -180,13 +201,15 @@ class ConverterPool:
             raise ValueError(f"timeout must be positive, got {limit}")
         instance = self._acquire()
         try:
+            instance = self._prepare(instance)
             return self._convert_on(instance, docx, limit)
         finally:
             self._release(instance)
 
     def stats(self) -> PoolStats:
         with self._stats_lock:
-            return PoolStats(self.size, self._conversions, self._restarts, self._timeouts, self._crashes)
+            return PoolStats(self.size, self._conversions, self._restarts, self._timeouts, self._crashes,
+                             self._prestarted)
 
     def process_group_ids(self) -> list[int]:
         """Process group ids of the running instances (each is also its unoserver's pid)."""
@@ -195,7 +218,6 @@ class ConverterPool:
     # -- internals -------------------------------------------------------------------------
 
     def _convert_on(self, instance: ConverterInstance, docx: bytes, limit: float) -> bytes:
-        self._prepare(instance)
         for attempt in (1, 2):
             try:
                 pdf = instance.convert(docx, limit)
@@ -217,21 +239,78 @@ class ConverterPool:
                     ) from gone
                 continue
             self._count(conversions=1)
+            if instance.conversions_since_start >= self.max_conversions - self.prestart_margin:
+                self._prestart_successor(instance)
             return pdf
         raise AssertionError("unreachable")
 
-    def _prepare(self, instance: ConverterInstance) -> None:
-        """Make sure the instance is running and not worn out before it gets a document."""
+    def _prepare(self, instance: ConverterInstance) -> ConverterInstance:
+        """The instance to convert on: this one running and not worn out, or its successor."""
         if not instance.started:  # an earlier restart failed
             self._restart(instance)
         elif not instance.alive():
             self._count(crashes=1)
-            logger.warning("%s: found dead; restarting it", instance.name)
+            logger.warning("%s: found dead; replacing it", instance.name)
+            successor = self._take_successor(instance)
+            if successor is not None:
+                return successor
             self._restart(instance)
         elif instance.conversions_since_start >= self.max_conversions:
             logger.info("%s: recycling after %d conversions", instance.name, instance.conversions_since_start)
+            successor = self._take_successor(instance)
+            if successor is not None:
+                return successor
             instance.stop()
             self._restart(instance)
+        return instance
+
+    def _new_instance(self, number: int) -> ConverterInstance:
+        assert self._work_dir is not None and self._settings is not None and self._ports is not None
+        return ConverterInstance(f"converter-{number}", self._work_dir / f"instance-{number}", self._settings,
+                                 self._ports)
+
+    def _prestart_successor(self, instance: ConverterInstance) -> None:
+        with self._condition:
+            if self._closed or instance in self._successors:
+                return
+            successor = self._new_instance(next(self._numbers))
+            self._starting.add(successor)
+            self._successors[instance] = self._background.submit(self._start_successor, successor)
+
+    def _start_successor(self, successor: ConverterInstance) -> ConverterInstance:
+        try:
+            successor.start()
+        except BaseException:
+            successor.close()
+            raise
+        finally:
+            with self._condition:
+                self._starting.discard(successor)
+        return successor
+
+    def _take_successor(self, instance: ConverterInstance) -> ConverterInstance | None:
+        """Put the started successor of a worn-out instance in its place; None if there is none."""
+        with self._condition:
+            future = self._successors.pop(instance, None)
+        if future is None:
+            return None
+        try:
+            successor = future.result()
+        except ConversionError as exc:
+            logger.warning("%s: its successor did not start (%s); restarting it in place", instance.name, exc)
+            return None
+        with self._condition:
+            if self._closed:
+                successor.close()
+                raise ConversionError("the converter pool is closed")
+            self._instances[self._instances.index(instance)] = successor
+        self._count(restarts=1, prestarted=1)
+        logger.info("%s: replaced by %s, started ahead", instance.name, successor.name)
+        try:
+            self._background.submit(instance.close)  # SIGTERM and its grace period, off this thread
+        except RuntimeError:  # the pool closed meanwhile
+            instance.close()
+        return successor
 
     def _restart(self, instance: ConverterInstance) -> None:
         self._count(restarts=1)
@@ -262,12 +341,15 @@ class ConverterPool:
             self._idle.append(instance)
             self._condition.notify()
 
-    def _count(self, conversions: int = 0, restarts: int = 0, timeouts: int = 0, crashes: int = 0) -> None:
+    def _count(
+        self, conversions: int = 0, restarts: int = 0, timeouts: int = 0, crashes: int = 0, prestarted: int = 0
+    ) -> None:
         with self._stats_lock:
             self._conversions += conversions
             self._restarts += restarts
             self._timeouts += timeouts
             self._crashes += crashes
+            self._prestarted += prestarted
 
     def _run_on_all(self, action: Callable[[ConverterInstance], None], raise_first: bool = True) -> None:
         """Run ``action`` on every instance in parallel; re-raise the first failure."""

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workers.broker import QUEUE_PREFETCH_ENV
+from workers.warm_start import READY_MESSAGE
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -176,13 +179,22 @@ class Worker:
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
+        env = {QUEUE_PREFETCH_ENV: str(self.threads), **self.env}  # as `kmop worker` sets it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "workers.app", "--processes", str(self.processes),
              "--threads", str(self.threads), "--worker-shutdown-timeout", "60000"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         return self
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Wait until every worker process has started its LibreOffice pool."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(READY_MESSAGE) < self.processes:
+            assert self.process is not None and self.process.poll() is None, f"the workers died:\n{self.log()[-3000:]}"
+            assert time.monotonic() < deadline, f"workers not ready after {timeout:g} s:\n{self.log()[-3000:]}"
+            time.sleep(0.2)
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

@@ -127,8 +127,10 @@ def test_instance_is_recycled_after_max_conversions() -> None:
         pdfs = [pool.convert(make_docx(f"Document {number}")) for number in range(3)]
 
         assert all(pdf.startswith(b"%PDF") for pdf in pdfs)
-        assert pool.stats() == PoolStats(size=1, conversions=3, restarts=1, timeouts=0, crashes=0)
+        # the replacement was started while the worn instance still converted, then swapped in
+        assert pool.stats() == PoolStats(size=1, conversions=3, restarts=1, timeouts=0, crashes=0, prestarted=1)
         assert pool.process_group_ids() != first_group
+        wait_until_dead(first_group)  # the worn instance is retired, not left running
 
 
 def test_killed_instances_are_replaced_before_the_next_conversion(pool: ConverterPool) -> None:
@@ -199,6 +201,18 @@ def test_start_failure_names_the_interpreter_and_quotes_its_error(monkeypatch: p
     assert sys.executable in message
     assert "No module named 'uno'" in message
     assert pool.process_group_ids() == []
+
+
+def test_close_while_a_replacement_starts_leaves_no_process_behind() -> None:
+    pool = ConverterPool(size=1, max_conversions=1)
+    pool.start()
+    work_dir = pool_work_dir(pool.process_group_ids()[0])
+    assert pool.convert(make_docx("worn out at once")).startswith(b"%PDF")  # its successor now starts
+
+    pool.close()
+
+    assert live_processes(lambda pid, group, cmdline: str(work_dir) in cmdline) == []
+    assert not work_dir.exists()
 
 
 def test_close_stops_every_process_and_removes_the_profiles() -> None:

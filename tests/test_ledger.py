@@ -65,6 +65,42 @@ def test_altered_event_is_detected(tmp_path: Path) -> None:
     path.chmod(0o644)
     path.write_text(json.dumps(body))
     with pytest.raises(LedgerCorrupted, match="event 1"):
+        Ledger(store).history("D-1")  # a reader that has not seen the events before
+
+
+def test_a_reader_fetches_only_events_it_has_not_verified_yet(tmp_path: Path) -> None:
+    from storage.local import LocalFolderStore
+
+    class CountingStore(LocalFolderStore):
+        gets = 0
+
+        def get(self, key: str) -> bytes:
+            CountingStore.gets += 1
+            return super().get(key)
+
+    store = CountingStore(tmp_path / "store")
+    writer, reader = Ledger(store), Ledger(store)
+    for number in range(3):
+        writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+    assert [e.idempotency_key for e in reader.history("D-1")] == ["k0", "k1", "k2"]
+    CountingStore.gets = 0
+    assert len(reader.history("D-1")) == 3 and CountingStore.gets == 0
+    writer.append("D-1", "document_stored", "k3", "applicant", {"n": 3})
+    assert reader.history("D-1")[-1].idempotency_key == "k3" and CountingStore.gets == 1
+
+
+def test_a_caching_reader_still_sees_events_removed(tmp_path: Path) -> None:
+    from storage.local import LocalFolderStore
+
+    store = LocalFolderStore(tmp_path / "store")
+    ledger = Ledger(store)
+    for number in range(4):
+        ledger.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+    assert len(ledger.history("D-1")) == 4
+    (tmp_path / "store" / event_key("D-1", 4)).unlink()
+    assert [e.idempotency_key for e in ledger.history("D-1")] == ["k0", "k1", "k2"]
+    (tmp_path / "store" / event_key("D-1", 2)).unlink()
+    with pytest.raises(LedgerCorrupted, match="event 2"):
         ledger.history("D-1")
 
 

@@ -3,9 +3,11 @@
 from kmop.observability import configure_logging
 
 from .broker import install_broker
+from .warm_start import WarmRuntime
 
 configure_logging()
 broker = install_broker()
+broker.add_middleware(WarmRuntime())
 
 from . import actors  # noqa: E402,F401  (declares the actors on the broker above)
 # The HTTP API's job-outcome callbacks (webhooks): every worker must know them, because a job

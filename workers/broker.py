@@ -29,6 +29,8 @@ from .middleware_metrics import JobLogContext, JobMetrics
 from .retry_policy import MAX_BACKOFF_MS, MIN_BACKOFF_MS, make_retry_when
 
 QUEUE = "documents"
+#: dramatiq's own setting: messages a worker process fetches ahead (default: twice its threads).
+QUEUE_PREFETCH_ENV = "dramatiq_queue_prefetch"
 
 _lock = threading.Lock()
 _installed: dramatiq.Broker | None = None

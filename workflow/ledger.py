@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from storage.keys import event_key, events_prefix
 
 GENESIS = "0" * 64
 _MAX_RACE_ATTEMPTS = 50
+#: Dossiers whose verified events a ledger keeps in memory (least recently read dropped first).
+CACHED_DOSSIERS = 256
 
 
 class LedgerCorrupted(KmopError):
@@ -79,6 +83,13 @@ class Ledger:
     servers that check ``If-None-Match`` non-atomically (see ``storage.s3.S3Store``); the
     conditional create alone decides on servers that honour it, and the lock holds nothing that
     cannot be lost.
+
+    Events never change once created, so the events of recently read dossiers are kept, as
+    verified, in memory (``cached_dossiers``, 0 for none): reading a history lists the
+    dossier's event keys (the storage stays the one source of truth about what exists) and
+    fetches only the events not seen before, checking that they extend the known chain. A
+    listing shorter than what was seen, or a key out of place, drops the cache and reads all
+    again, so a history rewritten behind our back is reported as it would be without a cache.
     """
 
     def __init__(
@@ -86,16 +97,24 @@ class Ledger:
         store: DocumentStore,
         clock: Callable[[], str] = _utc_now,
         lock: Callable[[str], AbstractContextManager[object]] = no_lock,
+        cached_dossiers: int = CACHED_DOSSIERS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.lock = lock
+        self._cached_dossiers = cached_dossiers
+        self._cache: OrderedDict[str, list[Event]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def history(self, dossier_id: str) -> list[Event]:
         """Every event of the dossier in order; ``LedgerCorrupted`` if the chain is broken."""
-        events: list[Event] = []
-        previous = GENESIS
-        for index, key in enumerate(self.store.list(events_prefix(dossier_id)), start=1):
+        keys = self.store.list(events_prefix(dossier_id))
+        known = self._cached(dossier_id)
+        if len(known) > len(keys) or any(keys[i] != event_key(dossier_id, i + 1) for i in range(len(known))):
+            known = []  # the stored history is not the one we saw: read and check all of it
+        events = list(known)
+        previous = events[-1].hash if events else GENESIS
+        for index, key in enumerate(keys[len(events):], start=len(events) + 1):
             body = json.loads(self.store.get(key))
             if body.get("sequence") != index or key != event_key(dossier_id, index):
                 raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is missing or misplaced")
@@ -103,7 +122,22 @@ class Ledger:
                 raise LedgerCorrupted(f"dossier {dossier_id}: event {index} does not match its hash chain")
             events.append(Event(**body))
             previous = body["hash"]
+        self._remember(dossier_id, events)
         return events
+
+    def _cached(self, dossier_id: str) -> list[Event]:
+        with self._cache_lock:
+            return self._cache.get(dossier_id, [])
+
+    def _remember(self, dossier_id: str, events: list[Event]) -> None:
+        if self._cached_dossiers <= 0:
+            return
+        with self._cache_lock:
+            if len(events) >= len(self._cache.get(dossier_id, ())):
+                self._cache[dossier_id] = events
+            self._cache.move_to_end(dossier_id)
+            while len(self._cache) > self._cached_dossiers:
+                self._cache.popitem(last=False)
 
     def find(self, dossier_id: str, idempotency_key: str) -> Event | None:
         for event in self.history(dossier_id):
@@ -143,7 +177,9 @@ class Ledger:
                     )
                 except ObjectExists:
                     continue
-            return Event(**body), True
+            event = Event(**body)
+            self._remember(dossier_id, [*history, event])
+            return event, True
         raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
 
     def _body(

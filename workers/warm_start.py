@@ -1,0 +1,42 @@
+"""Start a worker process's runtime (LibreOffice pool, keys, storage client) before it takes jobs.
+
+Without it the first job of every process waits for LibreOffice to start (about 5 s), and a
+process still starting has already fetched messages that a warm process could have run.
+``before_worker_boot`` runs before the worker's consumers exist, so a process fetches nothing
+until its converters answer. A runtime that cannot be built is logged, not fatal: each job
+then tries again and fails visibly through retries and dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from kmop.errors import KmopError
+
+from .runtime import get_runtime
+
+logger = logging.getLogger("kmop.worker")
+
+READY_MESSAGE = "worker process ready"
+
+
+class WarmRuntime(Middleware):
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        start = time.monotonic()
+        try:
+            runtime = get_runtime()
+        except KmopError as exc:
+            logger.error("worker process %d could not start its runtime: %s; jobs will try again",
+                         os.getpid(), exc)
+            return
+        except Exception:  # noqa: BLE001 - a worker that cannot warm up still runs (and fails) jobs
+            logger.exception("worker process %d could not start its runtime; jobs will try again", os.getpid())
+            return
+        size = runtime.converter.size if runtime.converter is not None else 0
+        logger.info("%s: pid %d, %d LibreOffice instance(s), started in %.1f s",
+                    READY_MESSAGE, os.getpid(), size, time.monotonic() - start)
