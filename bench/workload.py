@@ -17,7 +17,7 @@ from workflow.tracker import Tracker
 
 KINDS = ("sworn_statement", "quote", "preparation_pack", "audit_report", "commission_decision",
          "registration_certificate")
-PACK_DOSSIERS = 720  # project dossiers listed in the pack: 20 pages
+PACK_DOSSIERS = 830  # project dossiers listed in the pack: 20 A4 pages
 
 
 def _steps(dossier_id: str) -> list[Any]:

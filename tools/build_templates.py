@@ -232,6 +232,29 @@ def _loop_table(
     document.add_paragraph()
 
 
+def _loop_list(document: Document, headers: list[str], cells: list[str], loop: str, widths: list[float]) -> None:
+    """Like ``_loop_table`` but one tab-aligned paragraph per item, for lists that may run to
+    hundreds of items: LibreOffice lays a table out cell by cell, a 720-row table taking 3-4
+    times as long to convert as the same rows as paragraphs."""
+
+    def line(texts: list[str], bold: bool = False) -> None:
+        paragraph = document.add_paragraph()
+        position = 0.0
+        for width in widths[:-1]:
+            position += width
+            paragraph.paragraph_format.tab_stops.add_tab_stop(Cm(position))
+        paragraph.paragraph_format.space_after = Pt(1)
+        run = paragraph.add_run("\t".join(texts))
+        run.bold = bold
+        run.font.size = Pt(9)
+
+    line(headers, bold=True)
+    document.add_paragraph("{%p for " + loop + " %}")
+    line(cells)
+    document.add_paragraph("{%p endfor %}")
+    document.add_paragraph()
+
+
 def _small(document: Document, text: str) -> None:
     document.add_paragraph(text).runs[0].font.size = _SMALL
 
@@ -393,9 +416,9 @@ def preparation_pack() -> Document:
     d.add_paragraph("{%p if known_dossiers is defined and known_dossiers %}")
     d.add_heading("5. Gekende projectdossiers", level=1)
     d.add_paragraph("Houd voor de volgende opdrachten het volledige projectdossier ter beschikking:")
-    _loop_table(d, ["Nr.", "Referentie", "Klant", "Dienst", "Gestart op"],
-                ["{{ loop.index }}", "{{ k.reference }}", "{{ k.client }}", "{{ k.service }}", "{{ k.started_on|dutch_date }}"],
-                "k in known_dossiers", widths=[1.2, 3.8, 6.2, 2.2, 3.2])
+    _loop_list(d, ["Nr.", "Referentie", "Klant", "Dienst", "Gestart op"],
+               ["{{ loop.index }}", "{{ k.reference }}", "{{ k.client }}", "{{ k.service }}", "{{ k.started_on|dutch_date }}"],
+               "k in known_dossiers", widths=[1.2, 3.8, 6.2, 2.2, 3.2])
     d.add_paragraph("{%p endif %}")
     d.add_paragraph("{%p if remarks is defined %}")
     d.add_heading("Opmerkingen", level=1)
