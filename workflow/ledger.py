@@ -160,13 +160,11 @@ class Ledger:
         sequence number first, so a decision is always taken on the history it extends.
         """
         for _ in range(_MAX_RACE_ATTEMPTS):
-            history = self.history(dossier_id)
-            for event in history:
-                if event.idempotency_key == idempotency_key:
-                    return event, False
             with self.lock(dossier_id):
-                if len(self.store.list(events_prefix(dossier_id))) != len(history):
-                    continue
+                history = self.history(dossier_id)
+                for event in history:
+                    if event.idempotency_key == idempotency_key:
+                        return event, False
                 body = self._body(dossier_id, history, type, idempotency_key, actor, payload)
                 try:
                     self.store.put_once(
