@@ -7,7 +7,7 @@ module only wires them: settings, the shared ``Services``, the routers and the e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asn1crypto import x509
@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from kmop.settings import Settings, SettingsError, load_settings
+from kmop.signing_requests import load_trust_roots
 from storage.base import DocumentStore
 from workflow.tracker import Tracker
 
@@ -36,17 +37,12 @@ class Services:
     tracker: Tracker
     trust_roots: list[x509.Certificate]
     idempotency: IdempotencyRecords
+    external_trust_roots: list[x509.Certificate] = field(default_factory=list)
+    """What signatures made elsewhere must chain to (``KMOP_EXTERNAL_TRUST_ROOTS``)."""
 
 
 def _load_roots(paths: tuple[Path, ...]) -> list[x509.Certificate]:
-    from signing.identities import load_certificates
-
-    roots: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            roots.extend(load_certificates(path))
-        except (OSError, ValueError) as exc:
-            raise SettingsError(f"trust root {path}: not a readable certificate ({exc})") from exc
+    roots = load_trust_roots(paths, "KMOP_API_TRUST_ROOTS")
     if not roots:
         raise SettingsError("no trust root could be loaded for POST /verifications")
     return roots
@@ -61,7 +57,8 @@ def build_services(settings: ApiSettings | None = None, core: Settings | None = 
     install_webhook_callbacks(install_broker(core))
     store = store_from_settings(core)
     return Services(settings, core, store, tracker_from_settings(core, store),
-                    _load_roots(settings.trust_roots), IdempotencyRecords(store))
+                    _load_roots(settings.trust_roots), IdempotencyRecords(store),
+                    load_trust_roots(settings.external_trust_roots, "KMOP_EXTERNAL_TRUST_ROOTS"))
 
 
 class Health(BaseModel):
@@ -70,7 +67,7 @@ class Health(BaseModel):
 
 def create_app(services: Services | None = None) -> FastAPI:
     """The application; ``SettingsError`` names a missing or malformed variable."""
-    from .routes import documents, dossiers, jobs, verifications, webhooks
+    from .routes import documents, dossiers, jobs, signing_requests, verifications, webhooks
 
     services = services or build_services()
     app = FastAPI(
@@ -79,13 +76,14 @@ def create_app(services: Services | None = None) -> FastAPI:
         description=(
             "Signed documents for kmo-portefeuille registration dossiers. Producers (role service) "
             "submit document jobs and facts and follow dossiers; applicants (a token for one dossier) "
-            "download their documents; the agency verifies signed PDFs. Every refusal is a JSON "
+            "download their documents and return the ones they sign with their own means (signing "
+            "requests); the agency verifies signed PDFs. Every refusal is a JSON "
             "ErrorBody naming the problem."
         ),
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (jobs, dossiers, documents, verifications, webhooks):
+    for module in (jobs, dossiers, documents, signing_requests, verifications, webhooks):
         app.include_router(module.router)
 
     @app.get("/health", response_model=Health, tags=["health"], summary="Liveness (no authentication)")

@@ -26,6 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kmop.errors import InvalidJob, InvalidKeyPart, KmopError, StepOutOfOrder, StorageUnavailable, TransientError
 
+from .models import VerificationReport
+
 logger = logging.getLogger("kmop.api")
 
 RETRY_AFTER_SECONDS = "5"
@@ -38,6 +40,8 @@ class ErrorBody(BaseModel):
     message: str = Field(description="what is wrong, in words a user can act on")
     field: str | None = Field(default=None, description="the field at fault (dotted path), for invalid input")
     reason: str | None = Field(default=None, description="why the field is refused")
+    report: VerificationReport | None = Field(
+        default=None, description="for a refused signed document: the verification report of the upload")
 
 
 class ApiError(Exception):
@@ -52,10 +56,12 @@ class ApiError(Exception):
         field: str | None = None,
         reason: str | None = None,
         headers: dict[str, str] | None = None,
+        report: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.body = ErrorBody(error=error, message=message, field=field, reason=reason)
+        self.body = ErrorBody(error=error, message=message, field=field, reason=reason,
+                              report=VerificationReport(**report) if report is not None else None)
         self.headers = headers
 
 
@@ -68,12 +74,14 @@ _DESCRIPTIONS = {
     401: "No credentials, or credentials that are invalid or expired",
     403: "The credentials' role may not use this operation",
     404: "Not found (a dossier that is not yours looks exactly like one that does not exist)",
-    409: "Conflict with the dossier's state (a step out of order) or with a request in progress",
+    409: "Conflict with the dossier's state (a step out of order), with a request in progress, or with a "
+         "signing request accepted before",
     413: "The request body is larger than allowed",
     415: "The request body's media type is not accepted here",
-    422: "Invalid input: the body names the field and the reason",
+    422: "Invalid input: the body names the field and the reason (for a refused signed document, with its "
+         "verification report)",
     502: "The storage returned bytes that do not match the SHA-256 the ledger recorded",
-    503: "Storage or broker unreachable; try again later",
+    503: "Storage or broker unreachable, or the service is not configured for this; try again later",
 }
 
 

@@ -67,13 +67,16 @@ class DocumentInfo(BaseModel):
 
 class JobStatus(BaseModel):
     job_id: str
-    status: Literal["queued", "completed", "failed"]
+    status: Literal["queued", "awaiting_signature", "completed", "failed"] = Field(
+        description="awaiting_signature: a job with signature external whose document is issued and "
+                    "waits for the signer's signed PDF (signing_request)")
     dossier_id: str
     kind: str
     idempotency_key: str
     submitted_at: str
     document: DocumentInfo | None = None
     error: JobError | None = None
+    signing_request: str | None = Field(default=None, description="the signing request to follow (awaiting_signature)")
 
 
 # --- dossiers -----------------------------------------------------------------------------------
@@ -193,6 +196,39 @@ class VerificationReport(BaseModel):
     signatures: list[SignatureReport]
     problems: list[str]
     ok: bool
+
+
+# --- signatures made elsewhere -----------------------------------------------------------------
+
+class SigningRequestView(BaseModel):
+    request_id: str
+    dossier_id: str
+    kind: str
+    step: int
+    status: Literal["issued", "accepted"]
+    field_name: str = Field(description="the empty signature field to sign into")
+    sha256: str = Field(description="of the PDF as issued")
+    size: int
+    created_at: str
+    href: str = Field(description="where to download the PDF as issued (GET)")
+    signed_href: str = Field(description="where to upload it signed (POST, application/pdf)")
+    document: DocumentInfo | None = Field(default=None, description="the accepted document (accepted)")
+
+
+class SigningRequestList(BaseModel):
+    dossier_id: str
+    signing_requests: list[SigningRequestView]
+
+
+class SignatureAcceptedView(BaseModel):
+    dossier_id: str
+    request_id: str
+    status: Literal["accepted"]
+    signer: str | None
+    phase: str = Field(description="the dossier's phase after the document")
+    document: DocumentInfo
+    report: VerificationReport | None = Field(
+        default=None, description="the verification report (absent when the same file was accepted before)")
 
 
 # --- webhooks -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ The secrets never live in the repository: each role's credential comes from its 
 | ``KMOP_API_PRESIGN_SECONDS`` | lifetime of a presigned download URL (default 300 s) |
 | ``KMOP_API_MAX_TOKEN_SECONDS`` | longest lifetime of an applicant token (default 30 days) |
 | ``KMOP_WEBHOOK_SECRET`` | key that signs webhook deliveries (optional; without it webhooks are refused) |
+| ``KMOP_EXTERNAL_TRUST_ROOTS`` | trust roots that signatures made elsewhere (an applicant's eID) must chain to (PEM/DER files, comma-separated); unset: signed uploads are refused with 503 |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmop.settings import SettingsError, int_setting
+from kmop.signing_requests import trust_root_paths
 
 MIN_SECRET_LENGTH = 32
 MAX_JOB_BYTES = 1024 * 1024  # a document job is JSON data, never a file
@@ -38,6 +40,7 @@ class ApiSettings:
     presign_seconds: int
     max_token_seconds: int
     webhook_secret: str | None
+    external_trust_roots: tuple[Path, ...] = ()
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:
@@ -88,4 +91,5 @@ def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
         presign_seconds=int_setting(env, "KMOP_API_PRESIGN_SECONDS", 300, 1, 604_800),
         max_token_seconds=int_setting(env, "KMOP_API_MAX_TOKEN_SECONDS", 30 * 86_400, 60, 365 * 86_400),
         webhook_secret=webhook_secret,
+        external_trust_roots=trust_root_paths(env),
     )

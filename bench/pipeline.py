@@ -28,7 +28,7 @@ from bench.load import run_load
 from bench.workload import workload
 from conversion import ConverterPool, convert_cold
 from kmop.jobs import DocumentJob, parse_job
-from kmop.pipeline import Pipeline, _envelope
+from kmop.pipeline import Pipeline, envelope
 from signing.devpki import PASSPHRASE_ENV, generate_dev_pki
 from signing.identities import IdentityStore
 from signing.policy import PadesLevel, SignaturePolicy, policy_for
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         store.ensure_bucket()
         tracker = Tracker(Ledger(store))
         jobs = [parse_job(j) for j in workload("stages", args.rounds, tracker)]
-        docxs = [render_docx(j.document_kind, j.data, _envelope(j)) for j in jobs]
+        docxs = [render_docx(j.document_kind, j.data, envelope(j)) for j in jobs]
 
         with ConverterPool(size=1) as pool:
             pool.convert(docxs[0])  # warm

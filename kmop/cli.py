@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 from kmop.cli_ops import add_commands as add_ops_commands
+from kmop.cli_ops import configured
+from kmop.cli_renewal import add_commands as add_renewal_commands
+from kmop.cli_signing import add_commands as add_signing_commands
 from kmop.errors import KmopError, StorageUnavailable
 
 EXIT_OK = 0
@@ -67,10 +70,13 @@ def _worker(args: argparse.Namespace) -> int:
     import tempfile
 
     from kmop.observability import MULTIPROC_ENV, prepare_multiprocess_dir
+    from workers.broker import QUEUE_PREFETCH_ENV
 
     argv = ["dramatiq", "workers.app", "--processes", str(args.processes), "--threads", str(args.threads),
             "--worker-shutdown-timeout", str(args.shutdown_timeout_ms),
             "--fork-function", "workers.middleware_metrics:serve_metrics"]
+    # One message in hand per thread: a busy process does not hold jobs an idle one could run.
+    os.environ.setdefault(QUEUE_PREFETCH_ENV, str(args.threads))
     metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"kmop-metrics-{os.getpid()}")
     os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(metrics_dir))
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
@@ -87,15 +93,6 @@ def _submit_job(args: argparse.Namespace) -> int:
     message = submit_job(payload)
     print(message.message_id)
     return EXIT_OK
-
-
-def _tracker():  # type: ignore[no-untyped-def]
-    from kmop.settings import load_settings
-    from workers.factories import store_from_settings, tracker_from_settings
-
-    settings = load_settings()
-    store = store_from_settings(settings)
-    return store, tracker_from_settings(settings, store)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -115,7 +112,7 @@ def _status(args: argparse.Namespace) -> int:
         from workflow.state import current_state
         from workflow.tracker import expected_next
 
-        _, tracker = _tracker()
+        _, tracker = configured()
         history = tracker.history(args.dossier)
         state = current_state(history)
         report = {
@@ -170,6 +167,9 @@ def _submit(args: argparse.Namespace) -> int:
         document = status.get("document") or {}
         print(f"job {status['job_id']} completed: {document.get('name', '')}  sha256={document.get('sha256', '')}")
         return EXIT_OK
+    if status["status"] == "awaiting_signature":
+        print(f"job {status['job_id']} awaiting the signed PDF: {status['signing_request']}")
+        return EXIT_OK
     if status["status"] == "failed":
         print(f"job {status['job_id']} failed: {status['error']['type']}: {status['error']['reason']}")
     else:
@@ -205,7 +205,7 @@ def _record_fact(args: argparse.Namespace) -> int:
         role = Role(args.role)
     except ValueError as exc:
         raise KmopError(f"--data/--role: {exc}") from exc
-    _, tracker = _tracker()
+    _, tracker = configured()
     event, created = tracker.record_fact(args.dossier, args.fact, role, data, args.idempotency_key)
     print(f"event {event.sequence} {'recorded' if created else 'was already recorded'}: {args.fact}")
     return EXIT_OK
@@ -217,7 +217,7 @@ def _deadlines(args: argparse.Namespace) -> int:
     from workflow.deadlines import open_deadlines
 
     on = dt.date.fromisoformat(args.on) if args.on else dt.date.today()
-    store, tracker = _tracker()
+    store, tracker = configured()
     found = [d for d in open_deadlines(tracker, store, on) if not args.overdue or d.status == "overdue"]
     if args.json:
         print(json.dumps([{"dossier_id": d.dossier_id, "name": d.deadline.name, "opens": d.deadline.opens,
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(handler=_submit_job)
 
     add_ops_commands(commands)
+    add_renewal_commands(commands)
+    add_signing_commands(commands)
 
     health = commands.add_parser("health", help="check Redis, storage and the converter; exit 1 naming what is down")
     health.add_argument("--json", action="store_true")

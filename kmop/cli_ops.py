@@ -13,7 +13,7 @@ from kmop.errors import KmopError
 EXIT_OK = 0
 
 
-def _configured() -> tuple[Any, Any]:
+def configured() -> tuple[Any, Any]:
     from kmop.settings import load_settings
     from workers.factories import store_from_settings, tracker_from_settings
 
@@ -26,7 +26,7 @@ def dead_letters(args: argparse.Namespace) -> int:
     from workers.dead_letters import list_dead_letters
     from workers.submit import requeue
 
-    store, _ = _configured()
+    store, _ = configured()
     letters = list_dead_letters(store)
     if args.requeue:
         letter = next((entry for entry in letters if entry["message_id"] == args.requeue), None)
@@ -48,14 +48,21 @@ def dead_letters(args: argparse.Namespace) -> int:
 
 
 def stuck(args: argparse.Namespace) -> int:
+    from kmop.signing_requests import issued_request_id
     from workers.submit import requeue
     from workers.sweep import sweep
 
-    store, tracker = _configured()
+    store, tracker = configured()
     while True:
         found = sweep(store, tracker, dt.timedelta(seconds=args.older_than))
         for entry in found:
             record = entry.record
+            request = (issued_request_id(store, record.dossier_id, record.idempotency_key)
+                       if entry.status == "stuck" and record.job.get("signature") == "external" else None)
+            if request is not None:
+                print(f"waiting {record.dossier_id}/{record.job['kind']} {record.idempotency_key}: "
+                      f"issued to be signed elsewhere (signing request {request}); not resumed")
+                continue
             print(f"{entry.status:<7} {record.dossier_id}/{record.job['kind']} {record.idempotency_key}: {entry.reason}")
             if args.resume and entry.status == "stuck":
                 print(f"        resumed as {requeue(record.job).message_id}")

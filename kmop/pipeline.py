@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
 from storage.base import DocumentStore, StoredObject
-from storage.keys import document_key, version_of
+from storage.keys import version_of
 from templates.render import render_docx
 from workflow.tracker import Tracker
 
-from .errors import ObjectExists, StepOutOfOrder, StorageError
+from .document_versions import DocumentVersions
+from .errors import StepOutOfOrder
 from .jobs import DocumentJob
 
 _BRUSSELS = ZoneInfo("Europe/Brussels")
-_MAX_VERSION_RACES = 20
 
 
 class Converter(Protocol):
@@ -71,7 +71,8 @@ def _timed(timings: StageTimings, stage: str) -> Iterator[None]:
         setattr(timings, stage, getattr(timings, stage) + time.perf_counter() - start)
 
 
-def _envelope(job: DocumentJob) -> dict[str, Any]:
+def envelope(job: DocumentJob) -> dict[str, Any]:
+    """What every template gets beside the job's data: ids, the kind's title, the issue time."""
     kind = job.document_kind
     return {
         "dossier_id": job.dossier_id,
@@ -83,6 +84,25 @@ def _envelope(job: DocumentJob) -> dict[str, Any]:
     }
 
 
+def document_result(
+    job: DocumentJob, payload: dict[str, Any], sequence: int, created: bool, timings: StageTimings | None = None
+) -> DocumentResult:
+    """The result of a job from its ledger event's payload."""
+    return DocumentResult(
+        dossier_id=job.dossier_id,
+        kind=job.kind,
+        step=payload["step"],
+        key=payload["key"],
+        version=version_of(payload["key"]),
+        sha256=payload["sha256"],
+        size=payload["size"],
+        idempotency_key=job.idempotency_key,
+        event_sequence=sequence,
+        created=created,
+        timings=timings or StageTimings(),
+    )
+
+
 class Pipeline:
     def __init__(
         self, store: DocumentStore, converter: Converter, signer: DocumentSigner, tracker: Tracker
@@ -91,6 +111,7 @@ class Pipeline:
         self.converter = converter
         self.signer = signer
         self.tracker = tracker
+        self.versions = DocumentVersions(store, tracker)
 
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
@@ -98,9 +119,10 @@ class Pipeline:
             history = self.tracker.history(job.dossier_id)
         recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
         if recorded is not None:
-            return self._result(job, recorded.payload, recorded.sequence, False, timings)
+            return document_result(job, recorded.payload, recorded.sequence, False, timings)
         with _timed(timings, "store"):
-            stored = self._find_stored(job, self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1)
+            stored = self.versions.find_stored(
+                job, self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1)
         created = False
         if stored is None:
             state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
@@ -108,12 +130,8 @@ class Pipeline:
             with _timed(timings, "store"):
                 stored, created = self._store(job, signed)
         with _timed(timings, "record"):
-            event, _ = self.tracker.record_document(
-                job.dossier_id, job.kind, job.role, job.data, job.idempotency_key,
-                {"kind": job.kind, "step": job.document_kind.step, "key": stored.key,
-                 "sha256": stored.sha256, "size": stored.size},
-            )
-        return self._result(job, event.payload, event.sequence, created, timings)
+            event = self.versions.record(job, stored)
+        return document_result(job, event.payload, event.sequence, created, timings)
 
     def _produce(self, job: DocumentJob, timings: StageTimings, documents: dict[str, str]) -> bytes:
         kind = job.document_kind
@@ -126,7 +144,7 @@ class Pipeline:
                 pdf = self.store.get(source_key)
         else:
             with _timed(timings, "render"):
-                docx = render_docx(kind, job.data, _envelope(job))
+                docx = render_docx(kind, job.data, envelope(job))
             with _timed(timings, "convert"):
                 pdf = self.converter.convert(docx)
         with _timed(timings, "sign"):
@@ -138,72 +156,5 @@ class Pipeline:
                 location="Vlaanderen",
             )
 
-    def _result(
-        self, job: DocumentJob, payload: dict[str, Any], sequence: int, created: bool, timings: StageTimings
-    ) -> DocumentResult:
-        return DocumentResult(
-            dossier_id=job.dossier_id,
-            kind=job.kind,
-            step=payload["step"],
-            key=payload["key"],
-            version=version_of(payload["key"]),
-            sha256=payload["sha256"],
-            size=payload["size"],
-            idempotency_key=job.idempotency_key,
-            event_sequence=sequence,
-            created=created,
-            timings=timings,
-        )
-
-    def _first_version(self, job: DocumentJob) -> int:
-        """Versions below this one belong to documents the ledger has recorded."""
-        return self.tracker.documents_recorded(job.dossier_id, job.kind) + 1
-
-    def _find_stored(self, job: DocumentJob, first_version: int) -> StoredObject | None:
-        """The unrecorded document this job already stored (a crash before recording), if any.
-
-        Walks the versions above the recorded ones; every attempt of the same job walks the same
-        keys, so it finds what an earlier attempt left without listing the bucket.
-        """
-        kind = job.document_kind
-        version = first_version
-        for _ in range(_MAX_VERSION_RACES):
-            head = self.store.head(document_key(job.dossier_id, kind.step, kind.name, version))
-            if head is None:
-                return None
-            if head.metadata.get("idempotency-key") == job.idempotency_key:
-                return head
-            version += 1
-        raise StorageError(f"{job.dossier_id}/{job.kind}: more than {_MAX_VERSION_RACES} unrecorded versions")
-
     def _store(self, job: DocumentJob, pdf: bytes) -> tuple[StoredObject, bool]:
-        """Store as the first free version above the recorded ones, never overwriting.
-
-        A racing twin of the same job targets the same key: one creates it, the other finds
-        the winner's object by its idempotency key and records that one. A version left by
-        another, unrecorded job is stepped over.
-        """
-        kind = job.document_kind
-        metadata = {"idempotency-key": job.idempotency_key, "kind": kind.name, "dossier-id": job.dossier_id}
-        with self.tracker.lock(job.dossier_id):
-            # Read the version before looking for a recorded twin: a twin that records in
-            # between is then found by the second look, or its object by the version walk.
-            version = self._first_version(job)
-            recorded = self.tracker.find(job.dossier_id, job.idempotency_key)
-            if recorded is not None:
-                head = self.store.head(recorded.payload["key"])
-                if head is not None:
-                    return head, False
-            for _ in range(_MAX_VERSION_RACES):
-                key = document_key(job.dossier_id, kind.step, kind.name, version)
-                head = self.store.head(key)
-                if head is not None:
-                    if head.metadata.get("idempotency-key") == job.idempotency_key:
-                        return head, False
-                    version += 1
-                    continue
-                try:
-                    return self.store.put_once(key, pdf, "application/pdf", metadata), True
-                except ObjectExists:
-                    continue  # look again at the same version: the winner may be our twin
-        raise StorageError(f"{job.dossier_id}/{job.kind}: no free version after {_MAX_VERSION_RACES} attempts")
+        return self.versions.store_once(job, pdf)

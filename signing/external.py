@@ -118,12 +118,16 @@ def _only_a_signature_added(signed_revision: bytes, issued_revisions: int, field
                              after.raw_get(key) if key in after else None, budget):
                     raise ExternalSignatureRefused(f"the signed revision changes page {number} ({key})")
             _check_annotations(number, before.get("/Annots"), after.get("/Annots"), budget)
-        for key in (set(old.root) | set(reader.root)) - {"/AcroForm", "/Perms", "/Extensions", "/DSS", "/Pages", "/Version"}:
+        # /Metadata: the XMP packet, whose modification date and producer signing software
+        # updates (as it updates the trailer's /Info); it is not what the pages say.
+        ignored = {"/AcroForm", "/Perms", "/Extensions", "/DSS", "/Pages", "/Version", "/Metadata"}
+        for key in (set(old.root) | set(reader.root)) - ignored:
             if not _same(old.root.raw_get(key) if key in old.root else None,
                          reader.root.raw_get(key) if key in reader.root else None, budget):
                 raise ExternalSignatureRefused(f"the signed revision changes the document catalog ({key})")
-        old_form = old.root.get("/AcroForm")
-        for field_ref in (old_form.get("/Fields") or []) if old_form is not None else []:
+        old_form = old.root["/AcroForm"] if "/AcroForm" in old.root else None  # [] resolves, get() does not
+        old_fields = old_form["/Fields"] if old_form is not None and "/Fields" in old_form else []
+        for field_ref in old_fields:
             before = field_ref.get_object()
             if before.get("/FT") == "/Sig":
                 continue
@@ -137,10 +141,20 @@ def _only_a_signature_added(signed_revision: bytes, issued_revisions: int, field
 
 
 class _Budget:
-    """Bounds the comparison of hostile files (object count)."""
+    """Bounds the comparison of hostile files (object count) and remembers the pairs of objects
+    under comparison, so that cycles (a structure element's ``/P`` back to its parent) end."""
 
     def __init__(self, limit: int = 50_000) -> None:
         self.left = limit
+        self.compared: set[tuple[int, int, int, int]] = set()
+
+    def first_time(self, a, b) -> bool:  # type: ignore[no-untyped-def]
+        """False when ``a`` and ``b`` (indirect objects) are already being compared."""
+        pair = (a.idnum, a.generation, b.idnum, b.generation)
+        if pair in self.compared:
+            return False
+        self.compared.add(pair)
+        return True
 
     def spend(self) -> None:
         self.left -= 1
@@ -163,6 +177,11 @@ def _same(a, b, budget: _Budget, depth: int = 0) -> bool:  # type: ignore[no-unt
     budget.spend()
     if depth > 64:
         return False
+    if isinstance(a, generic.IndirectObject) and isinstance(b, generic.IndirectObject):
+        if _same_page_reference(a, b):
+            return True  # pages are compared one by one, with the rules for their annotations
+        if not budget.first_time(a, b):
+            return True  # being compared further up: a difference is found there
     if isinstance(a, generic.IndirectObject):
         a = a.get_object()
     if isinstance(b, generic.IndirectObject):
@@ -184,6 +203,18 @@ def _same(a, b, budget: _Budget, depth: int = 0) -> bool:  # type: ignore[no-unt
         return all(_same(x, y, budget, depth + 1) for x, y in zip(a.raw_iter() if hasattr(a, "raw_iter") else a,
                                                                      b.raw_iter() if hasattr(b, "raw_iter") else b))
     return a == b
+
+
+def _same_page_reference(a, b) -> bool:  # type: ignore[no-untyped-def]
+    """Both refer to the same page object: a tagged PDF's structure elements point at their page
+    (``/Pg``), whose annotations include the signature widget that signing fills in."""
+    from pyhanko.pdf_utils import generic
+
+    if (a.idnum, a.generation) != (b.idnum, b.generation):
+        return False
+    before, after = a.get_object(), b.get_object()
+    return (isinstance(before, generic.DictionaryObject) and isinstance(after, generic.DictionaryObject)
+            and before.get("/Type") == after.get("/Type") == "/Page")
 
 
 def _is_signature_widget(annotation) -> bool:  # type: ignore[no-untyped-def]

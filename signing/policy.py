@@ -53,6 +53,8 @@ class SignaturePolicy:
     approval_fields: tuple[str, ...] = ()
     """Empty signature fields a certifying signature prepares for the approvals that follow
     (a new visible field after certification would be a change the certification forbids)."""
+    external: bool = False
+    """The signer may sign with its own means instead (``kmop.signing_requests``)."""
 
 
 def signature_field_name(kind: str, role: Role) -> str:
@@ -69,9 +71,15 @@ def _policies() -> dict[str, SignaturePolicy]:
             Role(entry["role"]), PadesLevel(entry["level"]), bool(entry["certify"]),
             tuple(signature_field_name(approval, Role(kinds[approval]["role"]))
                   for approval in entry.get("approvals", [])),
+            bool(entry.get("external", False)),
         )
         for kind, entry in kinds.items()
     }
+
+
+def externally_signed_kinds() -> list[str]:
+    """The kinds whose signer may sign with its own means."""
+    return sorted(kind for kind, policy in _policies().items() if policy.external)
 
 
 def policy_for(kind: str) -> SignaturePolicy:

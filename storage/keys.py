@@ -4,6 +4,8 @@ Layout::
 
     dossiers/<dossier_id>/documents/<step:02d>-<kind>/v<version:04d>.pdf
     dossiers/<dossier_id>/events/<sequence:08d>.json
+    dossiers/<dossier_id>/signing-requests/<request_id>.pdf   (issued to be signed elsewhere)
+    dossiers/<dossier_id>/signing-requests/<request_id>.json  (the request's record)
 
 Every component is checked so that a key built from user input stays inside its dossier.
 """
@@ -16,6 +18,7 @@ from kmop.errors import InvalidKeyPart
 
 _DOSSIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def check_dossier_id(dossier_id: str) -> str:
@@ -59,6 +62,24 @@ def version_of(key: str) -> int:
     return int(name[1:-4])
 
 
+def renewed_key(original_key: str, renewal: int) -> str:
+    """Where renewal ``renewal`` (1, 2, ...) of the document under ``original_key`` is stored:
+    ``dossiers/<dossier_id>/renewals/<step:02d>-<kind>/v<version:04d>/r<renewal:04d>.pdf``
+    (the document with fresh validation data and a new document timestamp, ``signing.renewal``)."""
+    parts = original_key.split("/") if isinstance(original_key, str) else []
+    try:
+        dossier_id, step_kind, name = parts[1], parts[3], parts[4]
+        step, kind = int(step_kind[:2]), step_kind[3:]
+        is_document = len(parts) == 5 and document_key(dossier_id, step, kind, version_of(original_key)) == original_key
+    except (IndexError, ValueError, InvalidKeyPart):
+        is_document = False
+    if not is_document:
+        raise InvalidKeyPart("original_key", str(original_key), "is not a document key")
+    if not isinstance(renewal, int) or not 1 <= renewal <= 9999:
+        raise InvalidKeyPart("renewal", str(renewal), "must be a whole number from 1 to 9999")
+    return f"{dossier_prefix(dossier_id)}renewals/{step_kind}/{name[:-4]}/r{renewal:04d}.pdf"
+
+
 def events_prefix(dossier_id: str) -> str:
     return f"{dossier_prefix(dossier_id)}events/"
 
@@ -67,6 +88,19 @@ def event_key(dossier_id: str, sequence: int) -> str:
     if not isinstance(sequence, int) or not 1 <= sequence <= 99_999_999:
         raise InvalidKeyPart("sequence", str(sequence), "must be a whole number from 1 to 99999999")
     return f"{events_prefix(dossier_id)}{sequence:08d}.json"
+
+
+def signing_requests_prefix(dossier_id: str) -> str:
+    return f"{dossier_prefix(dossier_id)}signing-requests/"
+
+
+def signing_request_key(dossier_id: str, request_id: str, part: str) -> str:
+    """The issued PDF (``part`` "pdf") or the record ("json") of a signing request."""
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidKeyPart("request_id", str(request_id), "must be a lower-case UUID")
+    if part not in ("pdf", "json"):
+        raise InvalidKeyPart("part", str(part), "must be pdf or json")
+    return f"{signing_requests_prefix(dossier_id)}{request_id}.{part}"
 
 
 def job_record_key(dossier_id: str, idempotency_key: str) -> str:

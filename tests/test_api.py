@@ -653,7 +653,7 @@ def test_kmop_submit_status_and_download_talk_to_the_api(
 def test_openapi_declares_every_refusal_with_the_error_body(anonymous: httpx.Client) -> None:
     description = anonymous.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in description["paths"].items() for method, op in item.items()]
-    assert len(operations) == 11
+    assert len(operations) == 15
     for path, method, operation in operations:
         if path == "/health":
             continue
@@ -679,7 +679,7 @@ def test_generated_requests_get_no_500_and_no_answer_the_description_does_not_al
     used (its lazy loader relies on pytest internals that pytest 9 no longer has)."""
     schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 15
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance, response_headers_conformance]
     for operation in operations:

@@ -39,7 +39,7 @@ from pypdf import PdfReader, PdfWriter
 from kmop.demo import example_applicant
 from kmop.errors import InvalidJob
 from kmop.jobs import DocumentJob, parse_job
-from kmop.pipeline import _envelope
+from kmop.pipeline import envelope
 from kmop.scenario import dossier_steps
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
@@ -96,7 +96,7 @@ def signer(identities) -> DocumentSigner:
 
 def _produce(message: dict[str, Any], converter_pool, signer: DocumentSigner) -> bytes:
     job = parse_job(message)
-    docx = render_docx(job.document_kind, job.data, _envelope(job))
+    docx = render_docx(job.document_kind, job.data, envelope(job))
     pdf = converter_pool.convert(docx)
     policy = policy_for(job.kind)
     return signer.sign(pdf, policy, field_name=f"Handtekening-{policy.role.value}", reason="hostile input test")
@@ -210,7 +210,7 @@ def test_lone_surrogate_is_refused_before_it_truncates_the_document() -> None:
     except InvalidJob as refused:
         assert refused.field == "data.provider.name"
         return
-    docx = render_docx(job.document_kind, job.data, _envelope(job))
+    docx = render_docx(job.document_kind, job.data, envelope(job))
     text = "\n".join(p.text for p in Document(io.BytesIO(docx)).paragraphs)
     assert "verklaart op eer" in text  # the body after the provider's name
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
@@ -29,6 +29,28 @@ _reader = require(ApiRole.SERVICE, ApiRole.APPLICANT)
 
 class PdfResponse(Response):
     media_type = "application/pdf"
+
+
+def pdf_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of a PDF download: the PDF, or a refusal."""
+    return {
+        200: {"description": f"{description}; Repr-Digest carries its SHA-256",
+              "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+        **error_responses(401, 403, 404, 422, 502, 503, beside_other_media=True),
+    }
+
+
+def pdf_attachment(data: bytes, sha256: str, filename: str, what: str) -> PdfResponse:
+    """``data`` as a download, once it matches the SHA-256 recorded for it (502 otherwise)."""
+    digest = hashlib.sha256(data).digest()
+    if digest.hex() != sha256:
+        raise ApiError(502, "integrity_error", f"{what}: the stored bytes do not match the recorded SHA-256")
+    return PdfResponse(content=data, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode('ascii')}:",
+        "ETag": f'"{sha256}"',
+        "Cache-Control": "private, no-store",
+    })
 
 
 def _document(request: Request, principal: Principal, dossier_id: str, name: str) -> RecordedDocument:
@@ -58,26 +80,14 @@ def list_documents(
     "/dossiers/{dossier_id}/documents/{name}",
     response_class=PdfResponse,
     summary="Download a signed document (the PDF)",
-    responses={
-        200: {"description": "The signed PDF; Repr-Digest carries its SHA-256",
-              "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
-        **error_responses(401, 403, 404, 422, 502, 503, beside_other_media=True),
-    },
+    responses=pdf_responses("The signed PDF"),
 )
 def download(
     request: Request, dossier_id: DossierId, name: DocumentName, principal: Annotated[Principal, Depends(_reader)]
 ) -> PdfResponse:
     document = _document(request, principal, dossier_id, name)
     data = services_of(request).store.get(document.key)
-    digest = hashlib.sha256(data).digest()
-    if digest.hex() != document.sha256:
-        raise ApiError(502, "integrity_error", f"document {name}: the stored bytes do not match the ledger's SHA-256")
-    return PdfResponse(content=data, headers={
-        "Content-Disposition": f'attachment; filename="{name}.pdf"',
-        "Repr-Digest": f"sha-256=:{base64.b64encode(digest).decode('ascii')}:",
-        "ETag": f'"{document.sha256}"',
-        "Cache-Control": "private, no-store",
-    })
+    return pdf_attachment(data, document.sha256, f"{name}.pdf", f"document {name}")
 
 
 @router.get(

@@ -4,8 +4,9 @@ A job is read with ``parse_job`` (the workers' own validation), checked against 
 state (``Tracker.check``: a step out of order is refused now with 409 instead of failing in the
 queue) and enqueued with ``workers.submit.submit_job``. The ``Idempotency-Key`` header makes the
 request safe to retry (``api.idempotency``). A job record under ``api/jobs/<job_id>.json`` lets
-``GET /jobs/{job_id}`` say whether the job is queued, completed (its ledger event) or failed for
-good (its dead-letter record).
+``GET /jobs/{job_id}`` say whether the job is queued, completed (its ledger event), failed for
+good (its dead-letter record) or, signed elsewhere, awaiting the signer's signed PDF (its signing
+request).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse
 
 from kmop.errors import ObjectExists, ObjectNotFound
 from kmop.jobs import parse_job
+from kmop.signing_requests import issued_request_id
 from workers.dead_letters import dead_letter_key
 from workflow.tracker import DOCUMENT_STORED
 
@@ -154,7 +156,16 @@ def job_status(
     try:
         letter = json.loads(services.store.get(dead_letter_key(job_id)))
     except ObjectNotFound:
-        return status
+        return _awaiting_signature(services, status)
     status.status = "failed"
     status.error = JobError(type=letter["error_type"], reason=letter["reason"])
+    return status
+
+
+def _awaiting_signature(services: Services, status: JobStatus) -> JobStatus:
+    """A queued job whose document is issued to be signed elsewhere waits for the signer."""
+    request_id = issued_request_id(services.store, status.dossier_id, status.idempotency_key)
+    if request_id is not None:
+        status.status = "awaiting_signature"
+        status.signing_request = f"/dossiers/{status.dossier_id}/signing-requests/{request_id}"
     return status

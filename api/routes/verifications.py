@@ -12,26 +12,22 @@ on it (pyHanko on deeply nested objects or an unparsable CMS blob; see tests/tes
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from signing.verify import FileReport, verify_pdf
 
 from ..app import services_of
 from ..auth import ApiRole, Principal, require
-from ..bodies import media_type, read_limited
+from ..bodies import PDF_UPLOAD_BODY, read_pdf_upload
 from ..errors import ApiError, error_responses
 from ..models import VerificationReport
 
 router = APIRouter(tags=["verification"])
 logger = logging.getLogger("kmop.api")
 
-_FORM_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
 _PDF_MAGIC = b"%PDF-"
 
 
@@ -44,44 +40,12 @@ def _report(data: bytes, roots: list, name: str) -> FileReport:
         return FileReport(name=name, problems=[f"the file cannot be verified: {type(exc).__name__} while reading it"])
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def _uploaded(request: Request, limit: int, name: str) -> tuple[bytes, str]:
-    kind = media_type(request)
-    if kind == "application/pdf":
-        return await read_limited(request, limit), name
-    if kind == "multipart/form-data":
-        raw = await read_limited(request, limit + _FORM_OVERHEAD)
-        parser = MultiPartParser(request.headers, _once(raw), max_files=1, max_fields=10)
-        try:
-            form = await parser.parse()
-        except MultiPartException as exc:
-            raise ApiError(400, "malformed_form", f"the multipart body cannot be read: {exc}") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(422, "invalid_request", "file: is required (the PDF as a file field)",
-                           field="file", reason="is required")
-        data = await upload.read()
-        await form.close()
-        if len(data) > limit:
-            raise ApiError(413, "too_large", f"the file is larger than {limit} bytes")
-        return data, upload.filename or name
-    raise ApiError(415, "unsupported_media_type",
-                   f"send the PDF as application/pdf or as the file field of multipart/form-data, not {kind or 'nothing'}")
-
-
 @router.post(
     "/verifications",
     response_model=VerificationReport,
     summary="Verify every signature of an uploaded PDF against the configured trust roots",
     responses=error_responses(400, 401, 403, 413, 415, 422),
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
-    }}},
+    openapi_extra={"requestBody": PDF_UPLOAD_BODY},
 )
 async def verify(
     request: Request,
@@ -90,7 +54,7 @@ async def verify(
     = "upload.pdf",
 ) -> VerificationReport:
     services = services_of(request)
-    data, filename = await _uploaded(request, services.settings.max_upload_bytes, name)
+    data, filename = await read_pdf_upload(request, services.settings.max_upload_bytes, name)
     if _PDF_MAGIC not in data[:1024]:
         raise ApiError(422, "not_a_pdf", "the upload is not a PDF (no %PDF- header)", field="file",
                        reason="is not a PDF")

@@ -1,0 +1,88 @@
+"""Where a job's document goes: the first free version above the recorded ones, stored once and
+recorded once in the dossier's ledger, whoever made the document (the pipeline's signature, or a
+signature made elsewhere and accepted by ``kmop.signing_requests``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.base import DocumentStore, StoredObject
+from storage.keys import document_key
+from workflow.ledger import Event
+from workflow.tracker import Tracker
+
+from .errors import ObjectExists, StorageError
+from .jobs import DocumentJob
+
+_MAX_VERSION_RACES = 20
+
+
+class DocumentVersions:
+    def __init__(self, store: DocumentStore, tracker: Tracker) -> None:
+        self.store = store
+        self.tracker = tracker
+
+    def first_version(self, job: DocumentJob) -> int:
+        """Versions below this one belong to documents the ledger has recorded."""
+        return self.tracker.documents_recorded(job.dossier_id, job.kind) + 1
+
+    def find_stored(self, job: DocumentJob, first_version: int) -> StoredObject | None:
+        """The unrecorded document this job already stored (a crash before recording), if any.
+
+        Walks the versions above the recorded ones; every attempt of the same job walks the same
+        keys, so it finds what an earlier attempt left without listing the bucket.
+        """
+        kind = job.document_kind
+        version = first_version
+        for _ in range(_MAX_VERSION_RACES):
+            head = self.store.head(document_key(job.dossier_id, kind.step, kind.name, version))
+            if head is None:
+                return None
+            if head.metadata.get("idempotency-key") == job.idempotency_key:
+                return head
+            version += 1
+        raise StorageError(f"{job.dossier_id}/{job.kind}: more than {_MAX_VERSION_RACES} unrecorded versions")
+
+    def store_once(self, job: DocumentJob, pdf: bytes) -> tuple[StoredObject, bool]:
+        """Store as the first free version above the recorded ones, never overwriting.
+
+        A racing twin of the same job targets the same key: one creates it, the other finds
+        the winner's object by its idempotency key and records that one. A version left by
+        another, unrecorded job is stepped over.
+        """
+        kind = job.document_kind
+        metadata = {"idempotency-key": job.idempotency_key, "kind": kind.name, "dossier-id": job.dossier_id}
+        with self.tracker.lock(job.dossier_id):
+            # Read the version before looking for a recorded twin: a twin that records in
+            # between is then found by the second look, or its object by the version walk.
+            version = self.first_version(job)
+            recorded = self.tracker.find(job.dossier_id, job.idempotency_key)
+            if recorded is not None:
+                head = self.store.head(recorded.payload["key"])
+                if head is not None:
+                    return head, False
+            for _ in range(_MAX_VERSION_RACES):
+                key = document_key(job.dossier_id, kind.step, kind.name, version)
+                head = self.store.head(key)
+                if head is not None:
+                    if head.metadata.get("idempotency-key") == job.idempotency_key:
+                        return head, False
+                    version += 1
+                    continue
+                try:
+                    return self.store.put_once(key, pdf, "application/pdf", metadata), True
+                except ObjectExists:
+                    continue  # look again at the same version: the winner may be our twin
+        raise StorageError(f"{job.dossier_id}/{job.kind}: no free version after {_MAX_VERSION_RACES} attempts")
+
+    def record(self, job: DocumentJob, stored: StoredObject, extra: dict[str, Any] | None = None) -> Event:
+        """The ledger event of the stored document (the one already there for a redelivery).
+
+        ``extra`` adds facts about the document to the event (who signed it elsewhere).
+        """
+        event, _ = self.tracker.record_document(
+            job.dossier_id, job.kind, job.role, job.data, job.idempotency_key,
+            {"kind": job.kind, "step": job.document_kind.step, "key": stored.key,
+             "sha256": stored.sha256, "size": stored.size, **(extra or {})},
+        )
+        return event
