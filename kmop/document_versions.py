@@ -22,10 +22,6 @@ class DocumentVersions:
         self.store = store
         self.tracker = tracker
 
-    def first_version(self, job: DocumentJob) -> int:
-        """Versions below this one belong to documents the ledger has recorded."""
-        return self.tracker.documents_recorded(job.dossier_id, job.kind) + 1
-
     def find_stored(self, job: DocumentJob, first_version: int) -> StoredObject | None:
         """The unrecorded document this job already stored (a crash before recording), if any.
 
@@ -53,10 +49,11 @@ class DocumentVersions:
         kind = job.document_kind
         metadata = {"idempotency-key": job.idempotency_key, "kind": kind.name, "dossier-id": job.dossier_id}
         with self.tracker.lock(job.dossier_id):
-            # Read the version before looking for a recorded twin: a twin that records in
-            # between is then found by the second look, or its object by the version walk.
-            version = self.first_version(job)
-            recorded = self.tracker.find(job.dossier_id, job.idempotency_key)
+            # One reading gives both the first free version and a twin that recorded meanwhile;
+            # a twin recording after it (no Redis lock) is found by the version walk below.
+            history = self.tracker.history(job.dossier_id)
+            version = self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1
+            recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
             if recorded is not None:
                 head = self.store.head(recorded.payload["key"])
                 if head is not None:
