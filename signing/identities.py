@@ -112,6 +112,7 @@ class IdentityStore:
         self._secrets = secrets if secrets is not None else os.environ
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_file(cls, path: Path, secrets: Mapping[str, str] | None = None) -> IdentityStore:
@@ -155,8 +156,11 @@ class IdentityStore:
         return signer
 
     def close(self) -> None:
-        """End the token sessions this store opened."""
+        """End the token sessions this store opened and forget the decrypted keys; a second call
+        does nothing. A signer asked for afterwards raises ``SigningError``: a store is closed when
+        its process shuts down, and a late signature must not open a session nobody closes."""
         with self._lock:
+            self._closed = True
             loaded, self._loaded = self._loaded, {}
         for entry in loaded.values():
             if entry.closer is not None:
@@ -164,6 +168,8 @@ class IdentityStore:
 
     def _load(self, identity: Identity) -> Signer:
         with self._lock:
+            if self._closed:
+                raise SigningError(f"identity {identity.label!r}: the identity store is closed (shutting down)")
             entry = self._loaded.get(identity.label)
             if entry is None:
                 if isinstance(identity, Pkcs11Identity):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -67,6 +68,10 @@ class DocumentSigner:
         self.timestamper = timestamper
         self.visible = visible
         self._reserved: dict[tuple[str, str, bool, bool], int] = {}
+        # The identities' certificates are asn1crypto objects, parsed lazily and cached as they
+        # are read: two threads signing with them at once can break them. Signing is CPU work
+        # under the GIL anyway; only a remote TSA's round trip is waited out one at a time.
+        self._one_at_a_time = threading.Lock()
 
     def sign(
         self,
@@ -83,14 +88,15 @@ class DocumentSigner:
             raise SigningError(f"PAdES {level.value} needs a timestamp authority and none is configured")
         visible = self.visible if visible is None else visible
         size_key = (policy.role.value, level.value, policy.certify, visible)
-        reserved = self._reserved.get(size_key)
-        try:
-            signed = self._sign(pdf, policy, field_name, reason, location, visible, reserved)
-        except _ReservationTooSmall:
-            reserved = None
-            signed = self._sign(pdf, policy, field_name, reason, location, visible, None)
-        if reserved is None:
-            self._reserved[size_key] = _reserved_size(signed)
+        with self._one_at_a_time:
+            reserved = self._reserved.get(size_key)
+            try:
+                signed = self._sign(pdf, policy, field_name, reason, location, visible, reserved)
+            except _ReservationTooSmall:
+                reserved = None
+                signed = self._sign(pdf, policy, field_name, reason, location, visible, None)
+            if reserved is None:
+                self._reserved[size_key] = _reserved_size(signed)
         return signed
 
     def _sign(

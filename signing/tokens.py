@@ -5,8 +5,9 @@ lock: a PKCS#11 session can run one operation at a time, and dramatiq runs sever
 process. The key never leaves the token; pyHanko sends it the data to sign.
 
 Limits: a token that logs the session out (a removed card, an HSM restart) makes the next
-signature fail with ``SigningError``; ``IdentityStore.close`` ends the session, and a new
-store opens a new one.
+signature fail with ``SigningError``. ``IdentityStore.close`` ends the session (the worker's
+runtime does it at shutdown); a signature asked for afterwards fails with ``SigningError``, and
+only a new store opens a new session.
 """
 
 from __future__ import annotations
@@ -34,15 +35,33 @@ class Pkcs11Identity:
     chain: tuple[Path, ...] = ()
 
 
-class _LockedKey:
-    """A token key handle whose ``sign`` holds the session lock."""
+class _Session:
+    """A logged-in session, its lock, and whether it was closed."""
 
-    def __init__(self, key: Any, lock: threading.Lock) -> None:
+    def __init__(self, session: Any, label: str) -> None:
+        self.session = session
+        self.label = label
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.session.close()
+
+
+class _LockedKey:
+    """A token key handle whose ``sign`` holds the session lock and refuses a closed session."""
+
+    def __init__(self, key: Any, session: _Session) -> None:
         self._key = key
-        self._lock = lock
+        self._session = session
 
     def sign(self, data: bytes, **kwargs: Any) -> bytes:
-        with self._lock:
+        with self._session.lock:
+            if self._session.closed:
+                raise SigningError(f"identity {self._session.label!r}: its token session was closed")
             return self._key.sign(data, **kwargs)
 
 
@@ -58,17 +77,17 @@ def open_token_signer(identity: Pkcs11Identity, pin: str, chain: list[x509.Certi
     class TokenSigner(PKCS11Signer):
         """``PKCS11Signer`` with one session, used under a lock."""
 
-        def __init__(self, session, lock: threading.Lock) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(session, cert_label=identity.cert_label, key_label=identity.key_label,
+        def __init__(self, session: _Session) -> None:
+            super().__init__(session.session, cert_label=identity.cert_label, key_label=identity.key_label,
                              ca_chain=chain, other_certs_to_pull=() if chain else None)
-            self.session_lock = lock
-            with lock:
+            self.token_session = session
+            with session.lock:
                 self._load_objects()
-                self._key_handle = _LockedKey(self._key_handle, lock)
+                self._key_handle = _LockedKey(self._key_handle, session)
 
         def close(self) -> None:
-            with self.session_lock:
-                self.pkcs11_session.close()
+            """End the session (once; a second call does nothing)."""
+            self.token_session.close()
 
     try:
         session = open_pkcs11_session(str(identity.module), token_criteria=TokenCriteria(label=identity.token_label),
@@ -79,7 +98,7 @@ def open_token_signer(identity: Pkcs11Identity, pin: str, chain: list[x509.Certi
             f"{identity.module} ({type(exc).__name__}: {exc or 'wrong PIN or token not present'})"
         ) from exc
     try:
-        return TokenSigner(session, threading.Lock())
+        return TokenSigner(_Session(session, identity.label))
     except Exception as exc:  # noqa: BLE001 - any failure to find the objects: close the session
         session.close()
         raise SigningError(

@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import io
 import logging
+import threading
 from datetime import datetime, timezone
 
 from asn1crypto import crl, ocsp, x509
@@ -80,6 +81,21 @@ _INDICATION = {AdESStatus.PASSED: TOTAL_PASSED, AdESStatus.INDETERMINATE: INDETE
                AdESStatus.FAILED: TOTAL_FAILED}
 
 
+_COPYING = threading.Lock()
+
+
+def own_copies(certificates: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Copies of shared certificate objects for one caller.
+
+    asn1crypto parses lazily and caches as it goes, so one certificate object read by two
+    threads at once can break (``KeyError: No field numbered 1``); an API process verifies in
+    a thread pool with roots loaded once. The copies are made from the DER under a lock.
+    """
+    with _COPYING:
+        encoded = [certificate.dump() for certificate in certificates]
+    return [x509.Certificate.load(der) for der in encoded]
+
+
 def verify_pdf(
     data: bytes,
     trust_roots: list[x509.Certificate],
@@ -109,6 +125,7 @@ async def async_verify_pdf(
     if not trust_roots:
         result.problems.append("no trust root given")
         return result
+    trust_roots = own_copies(trust_roots)
     if not data[-_TAIL:].rstrip(b"\x00\t\n\x0c\r ").endswith(b"%%EOF"):
         # checked before parsing: pyHanko would look for the marker byte by byte in memory
         result.problems.append("not a readable PDF: it does not end with an EOF marker "

@@ -1,4 +1,5 @@
-"""The test PKI on real protocols: tests/pki/certomancer.yml served by `certomancer animate`.
+"""The test PKI on real protocols: tests/pki/certomancer.yml served by tests/pki/animate.py
+(`certomancer animate` with OCSP times NSS can read, so that pdfsig can check the chain).
 
 One animator per test session runs as a separate process on a free loopback port; the URLs in
 the certificates (CRL distribution points, OCSP responders) and the timestamp authority point at
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 CONFIG = Path(__file__).resolve().parent / "pki" / "certomancer.yml"
+ANIMATE = CONFIG.parent / "animate.py"  # `certomancer animate`, OCSP times in whole seconds (see there)
 ARCH = "kmop-test"
 KEY_PASSWORD = b"kmop-test-keys"  # the default-password of the key set in certomancer.yml
 PKCS12_PASSPHRASE = "test-pki-passphrase"
@@ -65,7 +67,8 @@ def free_port() -> int:
 
 
 class Animator:
-    """`certomancer animate` in a child process; ``stop``/``start`` cut and restore the network."""
+    """The test PKI's services (tests/pki/animate.py) in a child process; ``stop``/``start`` cut
+    and restore the network."""
 
     def __init__(self, key_root: Path, port: int, log: Path) -> None:
         self.key_root = key_root
@@ -75,8 +78,8 @@ class Animator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "certomancer", "--config", str(CONFIG), "--key-root", str(self.key_root),
-                   "--service-url-prefix", self.prefix, "animate", "--port", str(self.port), "--no-web-ui"]
+        command = [sys.executable, str(ANIMATE), "--config", str(CONFIG), "--key-root", str(self.key_root),
+                   "--url-prefix", self.prefix, "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,47 @@ def test_later_signatures_reuse_the_reserved_space_and_a_too_small_one_is_estima
     assert signer._reserved[key] == reserved
     for pdf in (first, second, third):
         assert verify_pdf(pdf, identities.trust_roots).ok
+
+
+def _in_threads(work, count: int = 4) -> list[BaseException]:
+    """Run ``work`` in ``count`` threads switching as often as possible; the errors raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return errors
+
+
+def test_one_signer_serves_threads_signing_at_once(pki, blank_pdf: bytes) -> None:
+    identities = IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: PASSPHRASE})
+    signer = DocumentSigner(identities, timestamper_for(None, identities))
+    made: list[bytes] = []
+
+    def sign_some() -> None:
+        for kind in ("sworn_statement", "quote_acceptance", "sworn_statement"):
+            made.append(signer.sign(blank_pdf, policy_for(kind), field_name="Handtekening", reason="test"))
+
+    assert _in_threads(sign_some) == []
+    assert len(made) == 12
+    assert all(verify_pdf(pdf, identities.trust_roots).ok for pdf in made)
+
+
+def test_threads_verifying_at_once_with_shared_roots(pki, signed: bytes) -> None:
+    roots = IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: PASSPHRASE}).trust_roots  # unread yet
+    verdicts: list[bool] = []
+    assert _in_threads(lambda: verdicts.extend(verify_pdf(signed, roots).ok for _ in range(3))) == []
+    assert verdicts == [True] * 12

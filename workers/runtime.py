@@ -31,6 +31,7 @@ class Runtime:
     def close(self) -> None:
         if self.converter is not None:
             self.converter.close()
+        self.pipeline.signer.identities.close()
 
 
 _lock = threading.Lock()
