@@ -113,32 +113,28 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command name) of every process, from one pass over /proc."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+            table[int(entry.name)] = (int(stat[stat.rindex(")") + 2:].split()[1]),
+                                      stat[stat.index("(") + 1: stat.rindex(")")])
+    return table
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _descendants(pid: int) -> list[int]:
+def _descendants(pid: int, table: dict[int, tuple[int, str]]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
     result, frontier = [], [pid]
     while frontier:
-        children = [c for p in frontier for c in _children(p)]
-        result += children
-        frontier = children
+        frontier = [c for p in frontier for c in children.get(p, ())]
+        result += frontier
     return result
 
 
@@ -207,10 +203,12 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         assert worker.process is not None
         while not stop.is_set():
             now = time.monotonic() - start
-            for pid in _children(worker.process.pid):
-                memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
-            for pid in _descendants(worker.process.pid):
-                if "soffice" in _comm(pid):
+            table = _process_table()
+            for pid, (parent, _) in table.items():
+                if parent == worker.process.pid:
+                    memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
+            for pid in _descendants(worker.process.pid, table):
+                if "soffice" in table[pid][1]:
                     converter_peak = max(converter_peak, _rss(pid))
             stop.wait(1.0)
 

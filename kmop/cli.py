@@ -70,13 +70,13 @@ def _worker(args: argparse.Namespace) -> int:
     import tempfile
 
     from kmop.observability import MULTIPROC_ENV, prepare_multiprocess_dir
-    from workers.broker import QUEUE_PREFETCH_ENV
+    from workers.broker import dramatiq_environment
 
     argv = ["dramatiq", "workers.app", "--processes", str(args.processes), "--threads", str(args.threads),
             "--worker-shutdown-timeout", str(args.shutdown_timeout_ms),
             "--fork-function", "workers.middleware_metrics:serve_metrics"]
-    # One message in hand per thread: a busy process does not hold jobs an idle one could run.
-    os.environ.setdefault(QUEUE_PREFETCH_ENV, str(args.threads))
+    for name, value in dramatiq_environment(args.threads).items():
+        os.environ.setdefault(name, value)
     metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"kmop-metrics-{os.getpid()}")
     os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(metrics_dir))
     os.execvp(sys.executable, [sys.executable, "-m", *argv])

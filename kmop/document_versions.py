@@ -60,16 +60,15 @@ class DocumentVersions:
                     return head, False
             for _ in range(_MAX_VERSION_RACES):
                 key = document_key(job.dossier_id, kind.step, kind.name, version)
-                head = self.store.head(key)
-                if head is not None:
-                    if head.metadata.get("idempotency-key") == job.idempotency_key:
-                        return head, False
-                    version += 1
-                    continue
-                try:
+                try:  # the conditional create decides; a taken version is looked at only then
                     return self.store.put_once(key, pdf, "application/pdf", metadata), True
                 except ObjectExists:
-                    continue  # look again at the same version: the winner may be our twin
+                    head = self.store.head(key)
+                if head is None:
+                    continue  # gone again: try the same version
+                if head.metadata.get("idempotency-key") == job.idempotency_key:
+                    return head, False  # our twin's
+                version += 1  # another job's unrecorded document
         raise StorageError(f"{job.dossier_id}/{job.kind}: no free version after {_MAX_VERSION_RACES} attempts")
 
     def record(self, job: DocumentJob, stored: StoredObject, extra: dict[str, Any] | None = None) -> Event:

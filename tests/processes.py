@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workers.broker import QUEUE_PREFETCH_ENV
+from workers.broker import dramatiq_environment
 from workers.warm_start import READY_MESSAGE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ class Worker:
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
-        env = {QUEUE_PREFETCH_ENV: str(self.threads), **self.env}  # as `kmop worker` sets it
+        env = {**dramatiq_environment(self.threads), **self.env}  # as `kmop worker` sets them
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "workers.app", "--processes", str(self.processes),
              "--threads", str(self.threads), "--worker-shutdown-timeout", "60000"],
