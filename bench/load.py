@@ -15,6 +15,7 @@ import argparse
 import copy
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,7 @@ class LoadReport:
     missing: int
     worker_memory: dict[str, dict[str, float]]
     converter_memory_peak_mb: float
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [
@@ -87,6 +89,9 @@ class LoadReport:
             lines.append(f"{name}: peak {memory['peak_mb']:.0f} MB, mean 2nd quarter {memory['q2_mb']:.0f} MB, "
                          f"mean last quarter {memory['q4_mb']:.0f} MB (growth {memory['growth']:+.1%})")
         lines.append(f"LibreOffice instances: peak {self.converter_memory_peak_mb:.0f} MB each at most")
+        if self.cpu_seconds and self.jobs:
+            lines.append("CPU per document: " + ", ".join(
+                f"{name} {seconds / self.jobs * 1000:.0f} ms" for name, seconds in self.cpu_seconds.items()))
         return "\n".join(lines)
 
 
@@ -113,8 +118,11 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command name) of every process, from one pass over /proc."""
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[int, str, int]]:
+    """pid -> (parent pid, command name, CPU ticks used) of every process, from one pass over /proc."""
     table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -122,14 +130,15 @@ def _process_table() -> dict[int, tuple[int, str]]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            table[int(entry.name)] = (int(stat[stat.rindex(")") + 2:].split()[1]),
-                                      stat[stat.index("(") + 1: stat.rindex(")")])
+            fields = stat[stat.rindex(")") + 2:].split()
+            table[int(entry.name)] = (int(fields[1]), stat[stat.index("(") + 1: stat.rindex(")")],
+                                      int(fields[11]) + int(fields[12]))
     return table
 
 
-def _descendants(pid: int, table: dict[int, tuple[int, str]]) -> list[int]:
+def _descendants(pid: int, table: dict[int, tuple[int, str, int]]) -> list[int]:
     children: dict[int, list[int]] = {}
-    for child, (parent, _) in table.items():
+    for child, (parent, _, _) in table.items():
         children.setdefault(parent, []).append(child)
     result, frontier = [], [pid]
     while frontier:
@@ -173,7 +182,7 @@ class _Completions:
 def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redis://127.0.0.1:6379/0",
              work_dir: Path | None = None, timeout: float = 3600, threads: int = 1,
              make_jobs: Callable[[str, Tracker], list[dict[str, Any]]] | None = None,
-             extra_env: dict[str, str] | None = None) -> LoadReport:
+             extra_env: dict[str, str] | None = None, s3_pid: int | None = None) -> LoadReport:
     """Submit the jobs at once and wait for them; ``make_jobs(run, tracker)`` may prepare
     dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants)."""
     from tests.processes import Worker, worker_env  # the same launcher the fault tests use
@@ -195,21 +204,36 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
     memory: dict[int, MemorySeries] = {}
     converter_peak = 0
+    cpu_first: dict[int, int] = {}
+    cpu_last: dict[int, tuple[str, int]] = {}
     stop = threading.Event()
     start = time.monotonic()
 
-    def sample() -> None:
+    def take_sample() -> None:
+        """Memory of the worker processes and LibreOffice instances, and CPU used since the
+        run began by them and the S3 server (start-up excluded)."""
         nonlocal converter_peak
         assert worker.process is not None
-        while not stop.is_set():
-            now = time.monotonic() - start
-            table = _process_table()
-            for pid, (parent, _) in table.items():
-                if parent == worker.process.pid:
-                    memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
-            for pid in _descendants(worker.process.pid, table):
-                if "soffice" in table[pid][1]:
+        now = time.monotonic() - start
+        table = _process_table()
+        for pid in _descendants(worker.process.pid, table):
+            parent, command, ticks = table[pid]
+            if parent == worker.process.pid:
+                memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
+                group = "worker processes"
+            else:
+                group = "LibreOffice with unoserver"
+                if "soffice" in command:
                     converter_peak = max(converter_peak, _rss(pid))
+            cpu_first.setdefault(pid, ticks)
+            cpu_last[pid] = (group, ticks)
+        if s3_pid is not None and s3_pid in table:
+            cpu_first.setdefault(s3_pid, table[s3_pid][2])
+            cpu_last[s3_pid] = ("S3 server", table[s3_pid][2])
+
+    def sample() -> None:
+        while not stop.is_set():
+            take_sample()
             stop.wait(1.0)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -217,6 +241,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         worker.wait_ready()  # every process has its LibreOffice running: steady state is measured
         submitted: dict[str, float] = {}
         start = time.monotonic()
+        take_sample()
         sampler.start()
         for payload in payloads:
             broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
@@ -229,6 +254,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
             assert worker.process is not None and worker.process.poll() is None, "the workers died"
             done.update((d, t) for d, t in completions.read() if d in submitted and d not in done)
             time.sleep(0.05)
+        take_sample()
         seconds = time.monotonic() - start
     finally:
         stop.set()
@@ -258,12 +284,15 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         worker_memory[f"worker process {index}"] = {
             "peak_mb": series.peak() / 2**20, "q2_mb": q2 / 2**20, "q4_mb": q4 / 2**20,
             "growth": (q4 - q2) / q2 if q2 else 0.0}
+    cpu_seconds: dict[str, float] = {}
+    for pid, (group, ticks) in cpu_last.items():
+        cpu_seconds[group] = cpu_seconds.get(group, 0.0) + (ticks - cpu_first[pid]) / _TICKS
     return LoadReport(
         jobs=jobs, processes=processes, seconds=seconds, throughput=len(done) / seconds if seconds else 0.0,
         latency_p50=percentile(0.50), latency_p95=percentile(0.95), latency_p99=percentile(0.99),
         latency_max=latencies[-1] if latencies else float("nan"), objects=objects, events=events,
         duplicates=duplicates, missing=jobs - len(done), worker_memory=worker_memory,
-        converter_memory_peak_mb=converter_peak / 2**20,
+        converter_memory_peak_mb=converter_peak / 2**20, cpu_seconds=cpu_seconds,
     )
 
 
@@ -281,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.s3server import MotoServer
 
         with MotoServer() as server:
-            report = run_load(args.jobs, args.processes, server.url, args.redis_url)
+            report = run_load(args.jobs, args.processes, server.url, args.redis_url, s3_pid=server.pid)
     print(json.dumps(asdict(report), indent=2) if args.json else report.text())
     return 0 if report.missing == 0 and report.duplicates == 0 and report.objects == report.jobs else 1
 

@@ -12,7 +12,9 @@ the one UnoClient sends, with the document as bytes, so the server never needs o
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import logging
 import os
 import shutil
@@ -104,6 +106,7 @@ class ConverterInstance:
             self._discard_process()
             process = self._spawn()
         self._wait_until_ready(process)
+        self._first_conversion()
 
     def kill(self) -> None:
         """End the process group at once (SIGKILL), e.g. after a hang."""
@@ -253,6 +256,21 @@ class ConverterInstance:
                 return
             time.sleep(min(_READY_POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
+    def _first_conversion(self) -> None:
+        """Convert a one-line document before the instance counts as started.
+
+        LibreOffice loads its import and export filters on its first document, which makes that
+        conversion several times slower than the next ones; a started instance has done it, so
+        a job never waits for it, and an instance that answers but cannot convert fails here.
+        """
+        try:
+            self.convert(_warm_up_docx(), self._settings.start_timeout)
+        except (InstanceTimedOut, InstanceGone, ConversionError) as exc:
+            with self._lock:
+                self._discard_process()
+            raise ConversionError(self._start_failure(f"could not convert its first document ({exc})")) from exc
+        self.conversions_since_start = 0
+
     def _info(self, timeout: float) -> dict[str, object] | None:
         try:
             with self._proxy(timeout) as proxy:
@@ -319,6 +337,17 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         connection = super().make_connection(host)
         connection.timeout = self._timeout
         return connection
+
+
+@functools.cache
+def _warm_up_docx() -> bytes:
+    from docx import Document
+
+    document = Document()
+    document.add_paragraph("kmop-docs: eerste document van deze LibreOffice-instantie")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
 
 
 def _fault_reason(fault: xmlrpc.client.Fault) -> str:

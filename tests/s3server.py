@@ -34,6 +34,10 @@ class MotoServer:
         self._log = tempfile.TemporaryFile()
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

@@ -1,4 +1,5 @@
-"""Start a worker process's runtime (LibreOffice pool, keys, storage client) before it takes jobs.
+"""Start a worker process's runtime (LibreOffice pool, signing keys, storage client) before it
+takes jobs.
 
 Without it the first job of every process waits for LibreOffice to start (about 5 s), and a
 process still starting has already fetched messages that a warm process could have run.
@@ -30,6 +31,9 @@ class WarmRuntime(Middleware):
         start = time.monotonic()
         try:
             runtime = get_runtime()
+            identities = runtime.pipeline.signer.identities
+            for role in identities.roles():  # keys opened now: a wrong passphrase shows at start
+                identities.signer_for(role)
         except KmopError as exc:
             logger.error("worker process %d could not start its runtime: %s; jobs will try again",
                          os.getpid(), exc)
