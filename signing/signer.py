@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -49,6 +51,8 @@ from .roles import Role
 from .stamp import STAMP_STYLE, new_field, text_params
 
 ROLE_URN_PREFIX = "urn:kmop-docs:role:"
+#: Seconds a signer's certificate check (and the revocation data it fetched) is reused.
+REVALIDATE_AFTER = 300.0
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +64,19 @@ class DocumentSigner:
     :param timestamper: the timestamp authority (``signing.timestamping.timestamper_for``);
         required for every level above B-B.
     :param visible: draw the signature block on the last page (default).
+    :param revalidate_after: seconds a signer's certificate check and the revocation data it
+        fetched are reused (default 300).
     """
 
     def __init__(self, identities: IdentityStore, timestamper: TimeStamper | None = None, *,
-                 visible: bool = True) -> None:
+                 visible: bool = True, revalidate_after: float = REVALIDATE_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.identities = identities
         self.timestamper = timestamper
         self.visible = visible
+        self.revalidate_after = revalidate_after
+        self._clock = clock
+        self._contexts: dict[tuple[str, bool], tuple[float, ValidationContext]] = {}
         self._reserved: dict[tuple[str, str, bool, bool], int] = {}
         # The identities' certificates are asn1crypto objects, parsed lazily and cached as they
         # are read: two threads signing with them at once can break them. Signing is CPU work
@@ -183,12 +193,28 @@ class DocumentSigner:
         return field_name, spec, text
 
     def _validation_context(self, policy: SignaturePolicy) -> ValidationContext | None:
-        """Checks the signer's certificate before signing and collects what B-LT(A) embeds."""
+        """Checks the signer's certificate before signing and collects what B-LT(A) embeds.
+
+        One context per role and kind of level is kept for ``revalidate_after`` seconds: it
+        keeps the revocation data it fetched (OCSP responses, CRLs), so a busy signer does not
+        ask the responder again for every signature; a certificate revoked meanwhile stops
+        signing within that time.
+        """
         roots = self.identities.trust_roots
         if not roots:
             if policy.level.embeds_validation_info:
                 raise SigningError(f"PAdES {policy.level.value} needs trust roots in the identities file")
             return None
+        key = (policy.role.value, policy.level.embeds_validation_info)
+        now = self._clock()
+        kept = self._contexts.get(key)
+        if kept is not None and now - kept[0] < self.revalidate_after:
+            return kept[1]
+        context = self._new_validation_context(policy, roots)
+        self._contexts[key] = (now, context)
+        return context
+
+    def _new_validation_context(self, policy: SignaturePolicy, roots: list[asn1_x509.Certificate]) -> ValidationContext:
         revocation = self.identities.revocation
         return ValidationContext(
             trust_roots=roots,

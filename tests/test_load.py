@@ -17,7 +17,7 @@ FLAT = 0.25  # worker RSS may not grow more than this between the 2nd and the la
 
 
 def test_thousand_jobs_done_exactly_once_with_flat_worker_memory(s3_endpoint: str, tmp_path: Path) -> None:
-    report = run_load(JOBS, processes=2, s3_endpoint=s3_endpoint, work_dir=tmp_path)
+    report = run_load(JOBS, processes=2, s3_endpoint=s3_endpoint, work_dir=tmp_path, threads=2)  # as `kmop worker`
     print("\n" + report.text())
     assert report.missing == 0
     assert report.duplicates == 0

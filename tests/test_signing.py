@@ -188,3 +188,19 @@ def test_threads_verifying_at_once_with_shared_roots(pki, signed: bytes) -> None
     verdicts: list[bool] = []
     assert _in_threads(lambda: verdicts.extend(verify_pdf(signed, roots).ok for _ in range(3))) == []
     assert verdicts == [True] * 12
+
+
+def test_the_signer_certificate_check_is_reused_for_a_while_then_made_again(identities: IdentityStore,
+                                                                             blank_pdf: bytes) -> None:
+    now = [0.0]
+    signer = DocumentSigner(identities, timestamper_for(None, identities), revalidate_after=300,
+                            clock=lambda: now[0])
+    applicant, agency = policy_for("sworn_statement"), policy_for("registration_certificate")
+    first = signer._validation_context(applicant)
+    assert first is not None
+    now[0] = 299.0
+    assert signer._validation_context(applicant) is first  # revocation data fetched once, kept
+    assert signer._validation_context(agency) is not first  # per role and level
+    now[0] = 300.0
+    assert signer._validation_context(applicant) is not first  # checked again
+    assert verify_pdf(signer.sign(blank_pdf, applicant, field_name="Later", reason="test"), identities.trust_roots).ok
