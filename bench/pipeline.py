@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             # warm, as a worker is after its first jobs: each identity's key opened, its
             # signature size estimated, the templates' parts compiled
             warm_pdf = pool.convert(docxs[0])
-            for job, docx in zip(jobs[:6], docxs[:6]):
+            for job in jobs[:6]:
                 render_docx(job.document_kind, job.data, envelope(job))
                 signer.sign(warm_pdf, policy_for(job.kind), field_name="Warm", reason="warm")
             # -- in-process stages ---------------------------------------------------------

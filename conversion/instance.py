@@ -12,9 +12,7 @@ the one UnoClient sends, with the document as bytes, so the server never needs o
 
 from __future__ import annotations
 
-import functools
 import http.client
-import io
 import logging
 import os
 import shutil
@@ -34,6 +32,7 @@ from conversion.export_options import (
 )
 from conversion.ports import LoopbackPorts
 from conversion.processes import kill_process_group, terminate_process_group, watch_group
+from conversion.samples import one_line_docx
 from kmop.errors import ConversionError
 
 logger = logging.getLogger(__name__)
@@ -264,7 +263,8 @@ class ConverterInstance:
         a job never waits for it, and an instance that answers but cannot convert fails here.
         """
         try:
-            self.convert(_warm_up_docx(), self._settings.start_timeout)
+            self.convert(one_line_docx("kmop-docs: eerste document van deze LibreOffice-instantie"),
+                         self._settings.start_timeout)
         except (InstanceTimedOut, InstanceGone, ConversionError) as exc:
             with self._lock:
                 self._discard_process()
@@ -337,17 +337,6 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         connection = super().make_connection(host)
         connection.timeout = self._timeout
         return connection
-
-
-@functools.cache
-def _warm_up_docx() -> bytes:
-    from docx import Document
-
-    document = Document()
-    document.add_paragraph("kmop-docs: eerste document van deze LibreOffice-instantie")
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 def _fault_reason(fault: xmlrpc.client.Fault) -> str:

@@ -364,8 +364,9 @@ def _check_converter(pool: Any, convert: bool) -> str:
         raise RuntimeError("the unoserver package is not installed")
     if convert:
         from conversion import convert_cold
+        from conversion.samples import one_line_docx
 
-        pdf = convert_cold(_tiny_docx(), timeout=60)
+        pdf = convert_cold(one_line_docx("kmop health check"), timeout=60)
         if not pdf.startswith(b"%PDF"):
             raise RuntimeError("LibreOffice answered with something that is not a PDF")
         return f"{soffice} converted a test document ({len(pdf)} bytes)"
@@ -380,18 +381,6 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _tiny_docx() -> bytes:
-    import io
-
-    from docx import Document
-
-    document = Document()
-    document.add_paragraph("kmop health check")
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
 
 
 def _without_password(url: str) -> str:

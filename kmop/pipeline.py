@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
-from storage.base import DocumentStore, StoredObject
+from storage.base import DocumentStore
 from storage.keys import version_of
 from templates.render import render_docx
 from workflow.tracker import Tracker
@@ -128,7 +128,7 @@ class Pipeline:
             state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
             signed = self._produce(job, timings, state.documents)
             with _timed(timings, "store"):
-                stored, created = self._store(job, signed)
+                stored, created = self.versions.store_once(job, signed)
         with _timed(timings, "record"):
             event = self.versions.record(job, stored)
         return document_result(job, event.payload, event.sequence, created, timings)
@@ -155,6 +155,3 @@ class Pipeline:
                 reason=f"{kind.title} ({policy.role.dutch})",
                 location="Vlaanderen",
             )
-
-    def _store(self, job: DocumentJob, pdf: bytes) -> tuple[StoredObject, bool]:
-        return self.versions.store_once(job, pdf)

@@ -102,7 +102,7 @@ def test_crash_between_store_and_record_is_completed_by_next_attempt(
     pipeline: Pipeline, s3_store, converter
 ) -> None:
     job = _job()
-    stored, created = pipeline._store(job, b"%PDF-1.7 stored before a crash")
+    stored, created = pipeline.versions.store_once(job, b"%PDF-1.7 stored before a crash")
     assert created and _documents(s3_store, job.dossier_id) == []
 
     result = pipeline.run(job)
