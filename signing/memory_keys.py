@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from asn1crypto import cms, core, keys
+from asn1crypto import cms, core, keys, tsp
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
@@ -25,6 +25,8 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.timestamps import DummyTimeStamper
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
+from .parsed_attributes import EncodeAttributesOnce, reparsed
+
 PrivateKey = RSAPrivateKey | EllipticCurvePrivateKey
 
 
@@ -33,8 +35,8 @@ def _parse(key: keys.PrivateKeyInfo) -> PrivateKey | None:
     return parsed if isinstance(parsed, (RSAPrivateKey, EllipticCurvePrivateKey)) else None
 
 
-class ParsedKeySigner(SimpleSigner):
-    """A ``SimpleSigner`` that signs with a key object parsed once."""
+class ParsedKeySigner(EncodeAttributesOnce, SimpleSigner):
+    """A ``SimpleSigner`` that signs with a key object parsed once (and encodes its attributes once)."""
 
     def __init__(self, signer: SimpleSigner) -> None:
         super().__init__(
@@ -68,7 +70,9 @@ class ParsedKeyDevTimeStamper(DummyTimeStamper):
     """The development TSA (pyHanko's in-process ``DummyTimeStamper``) with its RSA key parsed once.
 
     Builds the same signed attributes as pyHanko's (content type, signing time, ESS signing
-    certificate, message digest) and signs them with PKCS#1 v1.5.
+    certificate, message digest) and signs them with PKCS#1 v1.5. The ESS reference to its
+    certificate is encoded once, and each token is handed out parsed from its encoding, as a
+    remote TSA's would be (see ``signing.parsed_attributes``).
     """
 
     def __init__(self, signer: SimpleSigner) -> None:
@@ -77,6 +81,11 @@ class ParsedKeyDevTimeStamper(DummyTimeStamper):
         if not isinstance(key, RSAPrivateKey):
             raise ValueError("the development TSA needs an RSA key")
         self._private_key = key
+        self._signing_certificate = simple_cms_attribute(
+            "signing_certificate", as_signing_certificate(self.tsa_cert)).dump()
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return reparsed(super().request_tsa_response(req))
 
     def _sign_tst_info(
         self, tst_info_data: bytes, md_algorithm: str, dt: datetime
@@ -87,7 +96,7 @@ class ParsedKeyDevTimeStamper(DummyTimeStamper):
         signed_attrs = cms.CMSAttributes([
             simple_cms_attribute("content_type", "tst_info"),
             simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt)})),
-            simple_cms_attribute("signing_certificate", as_signing_certificate(self.tsa_cert)),
+            cms.CMSAttribute.load(self._signing_certificate),
             simple_cms_attribute("message_digest", digest),
         ])
         signature = self._private_key.sign(

@@ -21,6 +21,8 @@ from asn1crypto import x509
 
 from kmop.errors import SigningError
 
+from .parsed_attributes import EncodeAttributesOnce
+
 
 @dataclass(frozen=True)
 class Pkcs11Identity:
@@ -74,7 +76,7 @@ def open_token_signer(identity: Pkcs11Identity, pin: str, chain: list[x509.Certi
     except ImportError as exc:  # pragma: no cover - the dependency is declared
         raise SigningError(f"identity {identity.label!r}: PKCS#11 support is not installed ({exc})") from exc
 
-    class TokenSigner(PKCS11Signer):
+    class TokenSigner(EncodeAttributesOnce, PKCS11Signer):
         """``PKCS11Signer`` with one session, used under a lock."""
 
         def __init__(self, session: _Session) -> None:

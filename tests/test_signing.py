@@ -204,3 +204,24 @@ def test_the_signer_certificate_check_is_reused_for_a_while_then_made_again(iden
     now[0] = 300.0
     assert signer._validation_context(applicant) is not first  # checked again
     assert verify_pdf(signer.sign(blank_pdf, applicant, field_name="Later", reason="test"), identities.trust_roots).ok
+
+
+def test_signed_attributes_encoded_once_are_those_pyhanko_builds(signed: bytes, identities: IdentityStore) -> None:
+    """The signer and the development TSA hand pyHanko attribute values parsed from their own
+    encoding (signing.parsed_attributes); what lands in the document must be what pyHanko's
+    own builders make: the ESS references to the signer's and the TSA's certificates."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.general import as_signing_certificate, as_signing_certificate_v2, find_unique_cms_attribute
+
+    [embedded] = PdfFileReader(io.BytesIO(signed)).embedded_regular_signatures
+    signer_info = embedded.signer_info
+    signing_cert = identities.signer_for(Role.APPLICANT).signing_cert
+    assert (find_unique_cms_attribute(signer_info["signed_attrs"], "signing_certificate_v2").dump()
+            == as_signing_certificate_v2(signing_cert).dump())
+    token = find_unique_cms_attribute(signer_info["unsigned_attrs"], "signature_time_stamp_token")
+    tsa_info = token["content"]["signer_infos"][0]
+    tsa_cert = next(c.chosen for c in token["content"]["certificates"]
+                    if c.chosen.issuer == tsa_info["sid"].chosen["issuer"]
+                    and c.chosen.serial_number == tsa_info["sid"].chosen["serial_number"].native)
+    assert (find_unique_cms_attribute(tsa_info["signed_attrs"], "signing_certificate").dump()
+            == as_signing_certificate(tsa_cert).dump())

@@ -628,3 +628,61 @@ def test_proposed_result_rule(scores: set[str], result: str, deliberable: bool) 
     given = {i.id: (pool[n % len(pool)], pool[(n + 1) % len(pool)]) for n, i in enumerate(requirement.indicators)}
     proposal = proposed_result(norm, requirement, given, {})
     assert (proposal.result, proposal.deliberable) == (result, deliberable)
+
+
+_COMMON_FOR_TEST = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://example.test/schemas/common.json",
+    "$defs": {
+        "date": {"type": "string", "format": "date"},
+        "pair": {"type": "array", "maxItems": 2, "items": {"$ref": "#/$defs/date"}},
+        "loop": {"type": "object", "properties": {"next": {"$ref": "#/$defs/loop"}}},
+    },
+}
+
+
+def test_inlined_schema_validates_as_the_one_with_references() -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from templates.validation import format_checker, inline_refs
+
+    schema = {
+        "$id": "https://example.test/schemas/kind.json",
+        "type": "object",
+        "properties": {
+            "on": {"description": "annotation only: merged", "$ref": "common.json#/$defs/date"},
+            "between": {"$ref": "common.json#/$defs/pair", "minItems": 2},
+            "own": {"$ref": "#/$defs/short"},
+        },
+        "$defs": {"short": {"type": "string", "maxLength": 3}},
+    }
+    inlined = inline_refs(schema, {_COMMON_FOR_TEST["$id"]: _COMMON_FOR_TEST})
+    assert "$ref" not in json.dumps(inlined)
+    assert inlined["properties"]["on"] == {"type": "string", "format": "date", "description": "annotation only: merged"}
+    registry = Registry().with_resource(_COMMON_FOR_TEST["$id"], Resource.from_contents(_COMMON_FOR_TEST))
+    referenced = Draft202012Validator(schema, registry=registry, format_checker=format_checker)
+    flat = Draft202012Validator(inlined, format_checker=format_checker)
+    for instance in ({"on": "2025-01-31"}, {"on": "2025-02-31"}, {"between": ["2025-01-01"]},
+                     {"between": ["2025-01-01", "2025-13-01"]}, {"between": ["2025-01-01", "2025-01-02"]},
+                     {"own": "abcd"}, {"own": "abc"}):
+        assert ([list(e.absolute_path) for e in flat.iter_errors(instance)]
+                == [list(e.absolute_path) for e in referenced.iter_errors(instance)]), instance
+
+
+def test_recursive_reference_is_refused_when_inlining() -> None:
+    from templates.validation import inline_refs
+
+    with pytest.raises(ValueError, match="recursive"):
+        inline_refs({"$id": "https://example.test/schemas/kind.json", "$ref": "common.json#/$defs/loop"},
+                    {_COMMON_FOR_TEST["$id"]: _COMMON_FOR_TEST})
+
+
+def test_long_pack_row_error_names_the_row_and_field() -> None:
+    data = example("preparation_pack")
+    row = {"reference": "R", "client": "C", "service": "advies", "started_on": "2025-03-17"}
+    data["known_dossiers"] = [dict(row) for _ in range(500)]
+    data["known_dossiers"][417]["started_on"] = "2025-02-30"
+    with pytest.raises(InvalidJob) as refused:
+        validate_data(get_kind("preparation_pack"), data)
+    assert refused.value.field == "data.known_dossiers[417].started_on"
