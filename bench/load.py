@@ -75,6 +75,7 @@ class LoadReport:
     worker_memory: dict[str, dict[str, float]]
     converter_memory_peak_mb: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    latency_by_dossier: dict[str, float] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [
@@ -118,10 +119,10 @@ def _rss(pid: int) -> int:
     return 0
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _process_table() -> dict[int, tuple[int, str, int]]:
+def process_table() -> dict[int, tuple[int, str, int]]:
     """pid -> (parent pid, command name, CPU ticks used) of every process, from one pass over /proc."""
     table = {}
     for entry in Path("/proc").iterdir():
@@ -136,7 +137,7 @@ def _process_table() -> dict[int, tuple[int, str, int]]:
     return table
 
 
-def _descendants(pid: int, table: dict[int, tuple[int, str, int]]) -> list[int]:
+def descendants(pid: int, table: dict[int, tuple[int, str, int]]) -> list[int]:
     children: dict[int, list[int]] = {}
     for child, (parent, _, _) in table.items():
         children.setdefault(parent, []).append(child)
@@ -182,9 +183,13 @@ class _Completions:
 def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redis://127.0.0.1:6379/0",
              work_dir: Path | None = None, timeout: float = 3600, threads: int = 1,
              make_jobs: Callable[[str, Tracker], list[dict[str, Any]]] | None = None,
-             extra_env: dict[str, str] | None = None, s3_pid: int | None = None) -> LoadReport:
+             extra_env: dict[str, str] | None = None, s3_pid: int | None = None,
+             one_at_a_time: bool = False) -> LoadReport:
     """Submit the jobs at once and wait for them; ``make_jobs(run, tracker)`` may prepare
-    dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants)."""
+    dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants).
+
+    ``one_at_a_time``: submit each job only when the one before it is done and the workers have
+    idled for a moment: the latency of single jobs on an idle system."""
     from tests.processes import Worker, worker_env  # the same launcher the fault tests use
 
     run = uuid.uuid4().hex[:6]
@@ -215,8 +220,8 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         nonlocal converter_peak
         assert worker.process is not None
         now = time.monotonic() - start
-        table = _process_table()
-        for pid in _descendants(worker.process.pid, table):
+        table = process_table()
+        for pid in descendants(worker.process.pid, table):
             parent, command, ticks = table[pid]
             if parent == worker.process.pid:
                 memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
@@ -243,17 +248,25 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         start = time.monotonic()
         take_sample()
         sampler.start()
-        for payload in payloads:
-            broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
-                                   kwargs={}, options={}))
-            submitted[payload["dossier_id"]] = time.time()
         deadline = time.monotonic() + timeout
         done: dict[str, float] = {}
         completions = _Completions(worker.log_path)
-        while len(done) < jobs and time.monotonic() < deadline:
-            assert worker.process is not None and worker.process.poll() is None, "the workers died"
-            done.update((d, t) for d, t in completions.read() if d in submitted and d not in done)
-            time.sleep(0.05)
+
+        def wait_for(count: int, poll: float) -> None:
+            while len(done) < count and time.monotonic() < deadline:
+                assert worker.process is not None and worker.process.poll() is None, "the workers died"
+                done.update((d, t) for d, t in completions.read() if d in submitted and d not in done)
+                time.sleep(poll)
+
+        for index, payload in enumerate(payloads):
+            if one_at_a_time:
+                time.sleep(1.0)  # the workers' consumers back off to their idle poll
+            broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
+                                   kwargs={}, options={}))
+            submitted[payload["dossier_id"]] = time.time()
+            if one_at_a_time:
+                wait_for(index + 1, 0.01)
+        wait_for(jobs, 0.05)
         take_sample()
         seconds = time.monotonic() - start
     finally:
@@ -286,13 +299,14 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
             "growth": (q4 - q2) / q2 if q2 else 0.0}
     cpu_seconds: dict[str, float] = {}
     for pid, (group, ticks) in cpu_last.items():
-        cpu_seconds[group] = cpu_seconds.get(group, 0.0) + (ticks - cpu_first[pid]) / _TICKS
+        cpu_seconds[group] = cpu_seconds.get(group, 0.0) + (ticks - cpu_first[pid]) / TICKS
     return LoadReport(
         jobs=jobs, processes=processes, seconds=seconds, throughput=len(done) / seconds if seconds else 0.0,
         latency_p50=percentile(0.50), latency_p95=percentile(0.95), latency_p99=percentile(0.99),
         latency_max=latencies[-1] if latencies else float("nan"), objects=objects, events=events,
         duplicates=duplicates, missing=jobs - len(done), worker_memory=worker_memory,
         converter_memory_peak_mb=converter_peak / 2**20, cpu_seconds=cpu_seconds,
+        latency_by_dossier={d: done[d] - submitted[d] for d in done},
     )
 
 

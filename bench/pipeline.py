@@ -1,11 +1,14 @@
 """Pipeline benchmark: where the time goes, and how close the whole pipeline comes to the
 converter's own limit. Prints figures and ratios measured in one run on this machine.
 
-    python -m bench.pipeline [--rounds 3]
+    python -m bench.pipeline [--rounds 5] [--load-rounds 20]
 
 Workload (bench/workload.py): the six documents of a dossier with realistic data, the
-preparation pack 20 pages long; ``--rounds`` times. Against real Redis (127.0.0.1:6379), moto's
-S3 server (started here) and LibreOffice. Baselines in the same run:
+preparation pack 20 pages long; ``--rounds`` times for the stages and the naive pipeline,
+``--load-rounds`` times for the throughput of the workers and of the floor (a run of a few
+seconds would measure its start and its last, lone pack more than its pace). Against real
+Redis (127.0.0.1:6379), moto's S3 server (started here) and LibreOffice. Baselines in the same
+run:
 
 - floor: the same .docx files converted by the warm pool alone (1 and 2 instances);
 - naive: render + a cold ``soffice --convert-to pdf`` per document + sign + store.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -24,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.load import run_load
-from bench.workload import workload
+from bench.load import TICKS, process_table, descendants, run_load
+from bench.workload import KINDS, workload
 from conversion import ConverterPool, convert_cold
 from kmop.jobs import DocumentJob, parse_job
 from kmop.pipeline import Pipeline, envelope
@@ -57,6 +61,21 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _converter_cpu_seconds(s3_pid: int) -> float:
+    """CPU used so far by this process's children but the S3 server: the LibreOffice instances
+    and their unoserver processes, while only the floor runs."""
+    table = process_table()
+    s3_tree = {s3_pid, *descendants(s3_pid, table)}
+    return sum(table[pid][2] for pid in descendants(os.getpid(), table) if pid not in s3_tree) / TICKS
+
+
 def _parallel(items: list[Any], workers: int, fn: Callable[[Any], Any]) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as executor:
@@ -66,7 +85,12 @@ def _parallel(items: list[Any], workers: int, fn: Callable[[Any], Any]) -> float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="times the six documents (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="times the six documents for the stages and the naive pipeline (default 5)")
+    parser.add_argument("--load-rounds", type=int, default=20,
+                        help="times the six documents for the throughput runs (default 20)")
+    parser.add_argument("--memory-rounds", type=int, default=50,
+                        help="times the six documents for the in-process memory run (default 50)")
     args = parser.parse_args(argv)
     from tests.s3server import MotoServer
 
@@ -81,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         out.append(line)
 
     say(f"kmop-docs pipeline benchmark, {dt.datetime.now().isoformat(timespec='seconds')}, "
-        f"{args.rounds} x 6 documents (20-page preparation pack)")
+        f"{args.rounds} x 6 documents (20-page preparation pack) in process and naive, "
+        f"{args.load_rounds} x 6 for throughput")
     with MotoServer() as s3:
         store = S3Store.from_settings(endpoint_url=s3.url, bucket="kmop-bench-stages", region="us-east-1",
                                       access_key="bench", secret_key="bench")
@@ -115,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sum(timings[stage]) / sum(totals):5.1%} of the time")
             say(f"  {'total':<8} {total_median * 1000:7.0f} ms  {_median_p95(totals)[1] * 1000:7.0f} ms")
 
+            # -- memory of one process over a long run -------------------------------------
+            memory: list[tuple[int, float]] = []
+            for index, raw in enumerate(workload("memory", args.memory_rounds, tracker), start=1):
+                pipeline.run(parse_job(raw))
+                if index % 60 == 0:
+                    memory.append((index, _rss_mb()))
+
             # -- signing per PAdES level --------------------------------------------------
             say("\nsigning per PAdES level (one 3-page quote, median of 5)")
             pdf = pool.convert(docxs[1])
@@ -127,13 +159,25 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:  # noqa: BLE001 - a level the signer cannot make here
                     say(f"  {level.value:<6} not available here: {exc}")
 
-            # -- floor: the warm pool alone ------------------------------------------------
-            floor1 = _rate(len(docxs), _parallel(docxs, 1, pool.convert))
-            conversion_median = statistics.median(timings["convert"])
+            # -- floor: the warm pool alone, on the documents of the throughput runs ---------
+            load_docxs = [render_docx(j.document_kind, j.data, envelope(j))
+                          for j in map(parse_job, workload("floor", args.load_rounds))]
+            floor1 = _rate(len(load_docxs), _parallel(load_docxs, 1, pool.convert))
+            # -- the floor's conversion and the signing of one document of each kind -------
+            alone: dict[str, tuple[float, float]] = {}
+            for job, docx in zip(jobs[:len(KINDS)], docxs):
+                converted = pool.convert(docx)
+                convert_s = statistics.median(_timed(lambda: pool.convert(docx)) for _ in range(3))
+                sign_s = statistics.median(
+                    _timed(lambda: signer.sign(converted, policy_for(job.kind), field_name="Alone", reason="bench"))
+                    for _ in range(3))
+                alone[job.kind] = (convert_s, sign_s)
         with ConverterPool(size=2) as pool2:
             pool2.convert(docxs[0])
             pool2.convert(docxs[0])
-            floor2 = _rate(len(docxs), _parallel(docxs, 2, pool2.convert))
+            cpu_before = _converter_cpu_seconds(s3.pid)
+            floor2 = _rate(len(load_docxs), _parallel(load_docxs, 2, pool2.convert))
+            floor2_cpu = (_converter_cpu_seconds(s3.pid) - cpu_before) / len(load_docxs)
 
         # -- naive: a cold soffice per document ---------------------------------------------
         def naive(job_docx: tuple[DocumentJob, bytes]) -> None:
@@ -146,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         naive2 = _rate(len(pairs), _parallel(pairs, 2, naive))
 
         # -- the real thing: workers on Redis --------------------------------------------
-        make = lambda run, t: workload(run, args.rounds, t)  # noqa: E731
-        single = run_load(0, 1, s3.url, work_dir=work / "single",
-                          make_jobs=lambda run, t: workload(run, 1, t)[:1])
+        make = lambda run, t: workload(run, args.load_rounds, t)  # noqa: E731
+        # each kind twice, one at a time; the second round is measured: a worker that has made
+        # that kind of document before (its template compiled, its signature size known)
+        single = run_load(0, 1, s3.url, work_dir=work / "single", make_jobs=lambda run, t: workload(run, 2, t),
+                          one_at_a_time=True)
         loads = {n: run_load(0, n, s3.url, work_dir=work / f"load{n}", make_jobs=make, threads=2, s3_pid=s3.pid)
                  for n in (1, 2)}
 
@@ -159,16 +205,29 @@ def main(argv: list[str] | None = None) -> int:
         f"   2 processes {loads[2].throughput:5.2f}")
     say(f"  ratio to floor (2):  {loads[2].throughput / floor2:5.0%}    ratio to naive (2): "
         f"{loads[2].throughput / naive2:4.1f}x")
-    say("\nsingle job on an idle system (sworn statement, through Redis, warm worker)")
-    say(f"  end to end {single.latency_max:5.2f} s, submission to stored and recorded")
-    say(f"  in process, warm: total {total_median:5.2f} s vs conversion {conversion_median:5.2f} s + signing "
-        f"{statistics.median(timings['sign']):5.2f} s -> ratio "
-        f"{total_median / (conversion_median + statistics.median(timings['sign'])):4.2f}")
-    say("\nCPU per document in the load runs (2 cores; the floor needs only LibreOffice's share)")
+    say("\nsingle job on an idle system (one of each kind, through Redis to stored and recorded, "
+        "one at a time, a worker that has made each kind once)")
+    say(f"  {'':<26} {'end to end':>10}   {'conversion + signing, warm pool alone':>37}   ratio")
+    ratios = []
+    for dossier, latency in sorted(single.latency_by_dossier.items()):
+        *_, round_, index = dossier.split("-")
+        if round_ != "001":
+            continue
+        kind = KINDS[int(index)]
+        convert_s, sign_s = alone[kind]
+        ratios.append(latency / (convert_s + sign_s))
+        say(f"  {kind:<26} {latency:8.2f} s   {convert_s:25.2f} s + {sign_s:4.2f} s   {ratios[-1]:5.2f}")
+    say(f"  median ratio {statistics.median(ratios):4.2f}, largest {max(ratios):4.2f} (target: at most 1.3)")
+    say("\nCPU per document (2 cores)")
+    say(f"  floor, 2 instances: LibreOffice with unoserver {floor2_cpu * 1000:.0f} ms")
     for n, report in loads.items():
         say(f"  {n} process(es): " + ", ".join(f"{name} {seconds / report.jobs * 1000:.0f} ms"
                                               for name, seconds in report.cpu_seconds.items()))
     say("\nmemory")
+    if memory:
+        say("  in process, one pipeline over " + f"{memory[-1][0]} documents: "
+            + ", ".join(f"{n}: {mb:.0f} MB" for n, mb in memory)
+            + (f" (after {memory[1][0]}: {(memory[-1][1] - memory[1][1]) / memory[1][1]:+.0%})" if len(memory) > 2 else ""))
     for n, report in loads.items():
         for name, memory in report.worker_memory.items():
             say(f"  {n} process(es), {name}: peak {memory['peak_mb']:.0f} MB (growth {memory['growth']:+.0%})")

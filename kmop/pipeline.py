@@ -128,9 +128,9 @@ class Pipeline:
             state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
             signed = self._produce(job, timings, state.documents)
             with _timed(timings, "store"):
-                stored, created = self.versions.store_once(job, signed)
+                stored, created = self.versions.store_once(job, signed, history)
         with _timed(timings, "record"):
-            event = self.versions.record(job, stored)
+            event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
 
     def _produce(self, job: DocumentJob, timings: StageTimings, documents: dict[str, str]) -> bytes:

@@ -75,6 +75,35 @@ class _CompilingOnceEnvironment(jinja2.Environment):
         return super().from_string(source, globals, template_class)
 
 
+_LISTING_CHARACTERS = ("\t", "\a", "\n", "\f")
+
+
+class _Template(DocxTemplate):
+    """docxtpl's template with two of its text passes skipped where they cannot change anything.
+
+    ``patch_xml`` (cleaning the Jinja tags of Word's markup) depends on the template's XML only,
+    which is the same for every render of a kind: its result is kept per XML part. docxtpl
+    rewrites tabs, line and page breaks in the rendered text into WordprocessingML with
+    ``resolve_listing``; a part holding none of those characters comes out unchanged, so the
+    pass (a regular expression over every paragraph and run) is skipped for it.
+    """
+
+    _patched: dict[str, str] = {}  # template XML part -> its patched form, shared by all renders
+
+    def patch_xml(self, src_xml: str) -> str:
+        patched = self._patched.get(src_xml)
+        if patched is None:
+            if len(self._patched) >= _CompilingOnceEnvironment._COMPILED:
+                self._patched.clear()
+            patched = self._patched[src_xml] = super().patch_xml(src_xml)
+        return patched
+
+    def resolve_listing(self, xml: str) -> str:
+        if any(character in xml for character in _LISTING_CHARACTERS):
+            return super().resolve_listing(xml)
+        return xml
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = _CompilingOnceEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
@@ -96,7 +125,7 @@ def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, An
     (the tariff of a quote, the norm's indicators, ...); ``envelope`` is what every document
     carries besides (dossier id, document id, issue time), available in the template as ``doc``.
     """
-    template = DocxTemplate(io.BytesIO(_template_bytes(kind)))
+    template = _Template(io.BytesIO(_template_bytes(kind)))
     context = {**data, **enrich(kind.name, data), "doc": envelope}
     try:
         template.render(context, jinja_env=_environment(), autoescape=True)

@@ -26,6 +26,7 @@ from kmop.demo import example_applicant
 from kmop.jobs import parse_job
 from kmop.scenario import dossier_steps
 from storage.keys import document_prefix
+from templates.catalog import get_kind
 from workers.broker import QUEUE
 from workers.dead_letters import list_dead_letters
 from workers.outbox import record_job
@@ -93,7 +94,7 @@ class Harness:
         return any(e.idempotency_key == job["idempotency_key"] for e in self.tracker.history(job["dossier_id"]))
 
     def objects(self, job: dict[str, Any]) -> list[str]:
-        return self.store.list(document_prefix(job["dossier_id"], 1, job["kind"]))
+        return self.store.list(document_prefix(job["dossier_id"], get_kind(job["kind"]).step, job["kind"]))
 
     def events(self, job: dict[str, Any]) -> int:
         return sum(e.idempotency_key == job["idempotency_key"] for e in self.tracker.history(job["dossier_id"]))
@@ -115,12 +116,13 @@ def _report(name: str, seconds: float) -> None:
 
 
 def test_worker_killed_mid_conversion_is_redelivered_and_done_once(harness: Harness) -> None:
-    job = _job("FAULT-KILL")
+    job = _prepared_up_to_pack(harness, "FAULT-KILL")  # LibreOffice needs well over a second for it
     first = harness.worker(**FAST_REDELIVERY)
+    first.wait_ready()
     harness.enqueue(job)
-    wait_for(lambda: first.descendants("soffice"), alive=first.process)
-    wait_for(lambda: "started unoserver" in first.log(), alive=first.process)
-    time.sleep(0.3)  # into the conversion
+    queue = redis.Redis.from_url(harness.redis.url)
+    wait_for(lambda: queue.llen(f"{harness.namespace}:{QUEUE}") == 0, alive=first.process)  # picked up
+    time.sleep(0.4)  # validated, rendered, into the conversion
     assert not harness.recorded(job)
     first.kill()
     killed = time.monotonic()

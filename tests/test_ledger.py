@@ -52,6 +52,32 @@ def test_refused_append_leaves_history_unchanged(store) -> None:
     assert len(ledger.history("D-1")) == 1
 
 
+def test_append_on_a_stale_known_history_decides_again_on_the_fresh_one(store) -> None:
+    writer, other = Ledger(store), Ledger(store)
+    writer.append("D-1", "document_stored", "k1", "applicant", {})
+    stale = writer.history("D-1")
+    other.append("D-1", "document_stored", "k2", "auditor", {})  # lands after the reading
+    seen: list[int] = []
+
+    def decide(history) -> dict:
+        seen.append(len(history))
+        return {"after": len(history)}
+
+    event, created = writer.append("D-1", "document_stored", "k3", "applicant", decide, known=stale)
+    assert created and seen == [1, 2]  # decided on the stale history, its number was taken: again
+    assert (event.sequence, event.payload) == (3, {"after": 2})
+    assert [e.idempotency_key for e in Ledger(store).history("D-1")] == ["k1", "k2", "k3"]
+
+
+def test_append_on_a_stale_known_history_finds_its_twin(store) -> None:
+    writer, twin = Ledger(store), Ledger(store)
+    stale = writer.history("D-1")
+    recorded, _ = twin.append("D-1", "document_stored", "k1", "applicant", {"by": "twin"})
+    event, created = writer.append("D-1", "document_stored", "k1", "applicant", {"by": "us"}, known=stale)
+    assert not created and event == recorded
+    assert len(Ledger(store).history("D-1")) == 1
+
+
 def test_altered_event_is_detected(tmp_path: Path) -> None:
     from storage.local import LocalFolderStore
 

@@ -112,6 +112,18 @@ def test_crash_between_store_and_record_is_completed_by_next_attempt(
     assert event.payload["sha256"] == stored.sha256
 
 
+def test_store_on_a_stale_history_steps_over_the_version_recorded_since(pipeline: Pipeline, s3_store) -> None:
+    """The pipeline stores on the history it read before making the document; a version taken
+    since then is found by the conditional create and stepped over, never overwritten."""
+    from storage.keys import version_of
+
+    stale = pipeline.tracker.history("dossier-1")
+    first = pipeline.run(_job("dossier-1:sworn:1"))
+    stored, created = pipeline.versions.store_once(_job("dossier-1:sworn:other"), b"%PDF-1.7 other", stale)
+    assert created and (version_of(first.key), version_of(stored.key)) == (1, 2)
+    assert s3_store.get(first.key) != b"%PDF-1.7 other"
+
+
 def test_same_step_twice_is_refused_and_changes_nothing(pipeline: Pipeline, s3_store, converter) -> None:
     first = pipeline.run(_job("dossier-1:sworn:1"))
     history = Ledger(s3_store).history(first.dossier_id)

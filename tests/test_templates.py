@@ -686,3 +686,15 @@ def test_long_pack_row_error_names_the_row_and_field() -> None:
     with pytest.raises(InvalidJob) as refused:
         validate_data(get_kind("preparation_pack"), data)
     assert refused.value.field == "data.known_dossiers[417].started_on"
+
+
+def test_line_breaks_and_tabs_in_a_value_become_word_breaks_and_tabs() -> None:
+    """docxtpl's listing pass runs for a part holding a tab or a line break (and is skipped,
+    with the same output, for one holding none): a remark over two lines stays two lines."""
+    data = example("preparation_pack")
+    data["remarks"] = "Eerste regel\nTweede\tregel"
+    with zipfile.ZipFile(io.BytesIO(render("preparation_pack", data))) as archive:
+        xml = archive.read("word/document.xml").decode()
+    etree.fromstring(xml.encode())
+    assert re.search(r"Eerste regel</w:t><w:br/><w:t[^>]*>Tweede</w:t></w:r><w:r>(<w:rPr>.*?</w:rPr>)?<w:tab/>", xml)
+    assert "\n" not in xml.split("<w:body>", 1)[1] and "\t" not in xml

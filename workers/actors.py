@@ -30,6 +30,7 @@ def generate_document(job: dict[str, Any]) -> None:
     logger.info(
         "document %s %s v%d sha256=%s created=%s",
         result.dossier_id, result.kind, result.version, result.sha256, result.created,
+        extra={"stages_ms": {stage: round(seconds * 1000, 1) for stage, seconds in vars(result.timings).items()}},
     )
 
 

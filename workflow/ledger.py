@@ -16,6 +16,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,23 @@ GENESIS = "0" * 64
 _MAX_RACE_ATTEMPTS = 50
 #: Dossiers whose verified events a ledger keeps in memory (least recently read dropped first).
 CACHED_DOSSIERS = 256
+#: Events of one history fetched at once: a dossier read for the first time costs one round
+#: trip per event, which add up for a late step (its whole history, one after the other).
+PARALLEL_FETCHES = 8
+
+_fetcher: ThreadPoolExecutor | None = None
+_fetcher_lock = threading.Lock()
+
+
+def _fetch(store: DocumentStore, keys: list[str]) -> list[bytes]:
+    """The objects under ``keys``, in order; fetched side by side when there are several."""
+    global _fetcher
+    if len(keys) < 2:
+        return [store.get(key) for key in keys]
+    with _fetcher_lock:
+        if _fetcher is None:
+            _fetcher = ThreadPoolExecutor(PARALLEL_FETCHES, thread_name_prefix="ledger-fetch")
+    return list(_fetcher.map(store.get, keys))
 
 
 class LedgerCorrupted(KmopError):
@@ -114,8 +132,9 @@ class Ledger:
             known = []  # the stored history is not the one we saw: read and check all of it
         events = list(known)
         previous = events[-1].hash if events else GENESIS
-        for index, key in enumerate(keys[len(events):], start=len(events) + 1):
-            body = json.loads(self.store.get(key))
+        new_keys = keys[len(events):]
+        for index, (key, raw) in enumerate(zip(new_keys, _fetch(self.store, new_keys)), start=len(events) + 1):
+            body = json.loads(raw)
             if body.get("sequence") != index or key != event_key(dossier_id, index):
                 raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is missing or misplaced")
             if body.get("previous_hash") != previous or _event_hash(body) != body.get("hash"):
@@ -152,16 +171,22 @@ class Ledger:
         idempotency_key: str,
         actor: str,
         payload: dict[str, Any] | Callable[[list[Event]], dict[str, Any]],
+        known: list[Event] | None = None,
     ) -> tuple[Event, bool]:
         """Record an event once; returns it and whether this call created it.
 
         ``payload`` may be a function of the history before the append: it decides what the
         event says and raises to refuse it. It runs again whenever a racing writer took the
         sequence number first, so a decision is always taken on the history it extends.
+
+        ``known`` is a history the caller read (through ``history``) moments ago: the first
+        attempt builds on it instead of reading again. Events are only ever added, by a
+        conditional create per sequence number, so an append that extends a stale history
+        finds its number taken and tries again on a fresh reading.
         """
-        for _ in range(_MAX_RACE_ATTEMPTS):
+        for attempt in range(_MAX_RACE_ATTEMPTS):
             with self.lock(dossier_id):
-                history = self.history(dossier_id)
+                history = known if attempt == 0 and known is not None else self.history(dossier_id)
                 for event in history:
                     if event.idempotency_key == idempotency_key:
                         return event, False

@@ -90,8 +90,11 @@ class Tracker:
         data: dict[str, Any],
         idempotency_key: str,
         document: dict[str, Any],
+        known: list[Event] | None = None,
     ) -> tuple[Event, bool]:
-        """Record a stored document (``document``: kind, step, key, sha256, size) and its transition."""
+        """Record a stored document (``document``: kind, step, key, sha256, size) and its transition.
+
+        ``known``: the history as the caller just read it (see ``Ledger.append``)."""
 
         def payload(history: list[Event]) -> dict[str, Any]:
             state = current_state(history)
@@ -100,7 +103,7 @@ class Tracker:
             return {**document, "action": kind, "from": state.phase.value,
                     "state": after.with_changes(documents=documents).to_dict()}
 
-        return self.ledger.append(dossier_id, DOCUMENT_STORED, idempotency_key, role.value, payload)
+        return self.ledger.append(dossier_id, DOCUMENT_STORED, idempotency_key, role.value, payload, known)
 
     def record_fact(
         self, dossier_id: str, fact: str, role: Role, data: dict[str, Any], idempotency_key: str
