@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{n}: {mb:.0f} MB" for n, mb in memory)
             + (f" (after {memory[1][0]}: {(memory[-1][1] - memory[1][1]) / memory[1][1]:+.0%})" if len(memory) > 2 else ""))
     for n, report in loads.items():
-        for name, memory in report.worker_memory.items():
-            say(f"  {n} process(es), {name}: peak {memory['peak_mb']:.0f} MB (growth {memory['growth']:+.0%})")
+        for name, figures in report.worker_memory.items():
+            say(f"  {n} process(es), {name}: peak {figures['peak_mb']:.0f} MB")
         say(f"  {n} process(es), LibreOffice instance peak {report.converter_memory_peak_mb:.0f} MB")
     (work / "report.txt").write_text("\n".join(out) + "\n")
     print(f"\nreport written to {work / 'report.txt'}")

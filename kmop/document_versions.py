@@ -48,11 +48,11 @@ class DocumentVersions:
         the winner's object by its idempotency key and records that one. A version left by
         another, unrecorded job is stepped over. ``known`` is the dossier's history as the
         caller read it before making the document; without it the history is read here.
+        The dossier lock is held around the create for servers that check its condition
+        non-atomically (see ``storage.s3.S3Store``): twins create one after the other.
         """
-        if known is None:
-            with self.tracker.lock(job.dossier_id):
-                return self._store_once(job, pdf, self.tracker.history(job.dossier_id))
-        return self._store_once(job, pdf, known)
+        with self.tracker.lock(job.dossier_id):
+            return self._store_once(job, pdf, self.tracker.history(job.dossier_id) if known is None else known)
 
     def _store_once(self, job: DocumentJob, pdf: bytes, history: list[Event]) -> tuple[StoredObject, bool]:
         # The history gives both the first free version and a twin that recorded already; a
