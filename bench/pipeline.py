@@ -1,7 +1,7 @@
 """Pipeline benchmark: where the time goes, and how close the whole pipeline comes to the
 converter's own limit. Prints figures and ratios measured in one run on this machine.
 
-    python -m bench.pipeline [--rounds 5] [--load-rounds 20]
+    python -m bench.pipeline [--rounds 5] [--load-rounds 20] [--memory-rounds 50]
 
 Workload (bench/workload.py): the six documents of a dossier with realistic data, the
 preparation pack 20 pages long; ``--rounds`` times for the stages and the naive pipeline,

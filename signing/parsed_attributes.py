@@ -4,7 +4,7 @@ asn1crypto keeps the encoding of a value it parsed from bytes, but re-encodes a 
 Python every time it is dumped, down to the last name of the issuer. pyHanko dumps the signed
 attributes three times per signature (to sign them, to size the container, to copy them into
 the ``SignerInfo``): the ESS signing-certificate reference alone cost about 2.5 ms per dump,
-twice over for a B-T signature (ours and the TSA's), a third of the signing time.
+twice over for a B-T signature (ours and the TSA's): half of the signing CPU.
 
 Here every attribute value a provider builds is parsed back from its own encoding once, so
 later dumps reuse it, and the signing-certificate-v2 value of a key is encoded once per signer.
