@@ -6,15 +6,10 @@ process still starting has already fetched messages that a warm process could ha
 ``before_worker_boot`` runs before the worker's consumers exist, so a process fetches nothing
 until its converters answer. A runtime that cannot be built is logged, not fatal: each job
 then tries again and fails visibly through retries and dead letters.
-
-What is alive once the runtime stands (modules, templates, keys, clients) lives as long as the
-process: it is moved out of the garbage collector's sight (``gc.freeze``), so that collections
-during jobs walk only what jobs allocate.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -46,8 +41,6 @@ class WarmRuntime(Middleware):
         except Exception:  # noqa: BLE001 - a worker that cannot warm up still runs (and fails) jobs
             logger.exception("worker process %d could not start its runtime; jobs will try again", os.getpid())
             return
-        gc.collect()
-        gc.freeze()
         size = runtime.converter.size if runtime.converter is not None else 0
         logger.info("%s: pid %d, %d LibreOffice instance(s), started in %.1f s",
                     READY_MESSAGE, os.getpid(), size, time.monotonic() - start)
