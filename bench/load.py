@@ -109,7 +109,7 @@ def _jobs(n: int, run: str) -> list[dict[str, Any]]:
     return jobs
 
 
-def _rss(pid: int) -> int:
+def rss(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -224,12 +224,12 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         for pid in descendants(worker.process.pid, table):
             parent, command, ticks = table[pid]
             if parent == worker.process.pid:
-                memory.setdefault(pid, MemorySeries()).samples.append((now, _rss(pid)))
+                memory.setdefault(pid, MemorySeries()).samples.append((now, rss(pid)))
                 group = "worker processes"
             else:
                 group = "LibreOffice with unoserver"
                 if "soffice" in command:
-                    converter_peak = max(converter_peak, _rss(pid))
+                    converter_peak = max(converter_peak, rss(pid))
             cpu_first.setdefault(pid, ticks)
             cpu_last[pid] = (group, ticks)
         if s3_pid is not None and s3_pid in table:
@@ -279,7 +279,8 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
     ledger = Ledger(store)
     events = sum(1 for d in submitted for e in ledger.history(d) if e.type == "document_stored"
                  and not e.payload["key"].split("/")[2] == "stub")
-    latencies = sorted(done[d] - submitted[d] for d in done)
+    latency_by_dossier = {d: done[d] - submitted[d] for d in done}
+    latencies = sorted(latency_by_dossier.values())
     per_dossier: dict[str, int] = {}
     for key in keys:
         if "/documents/" in key:
@@ -306,7 +307,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         latency_max=latencies[-1] if latencies else float("nan"), objects=objects, events=events,
         duplicates=duplicates, missing=jobs - len(done), worker_memory=worker_memory,
         converter_memory_peak_mb=converter_peak / 2**20, cpu_seconds=cpu_seconds,
-        latency_by_dossier={d: done[d] - submitted[d] for d in done},
+        latency_by_dossier=latency_by_dossier,
     )
 
 

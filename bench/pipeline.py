@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.load import TICKS, process_table, descendants, run_load
+from bench.load import TICKS, descendants, process_table, rss, run_load
 from bench.workload import KINDS, workload
 from conversion import ConverterPool, convert_cold
 from kmop.jobs import DocumentJob, parse_job
@@ -59,13 +59,6 @@ def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _converter_cpu_seconds(s3_pid: int) -> float:
@@ -145,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             for index, raw in enumerate(workload("memory", args.memory_rounds, tracker), start=1):
                 pipeline.run(parse_job(raw))
                 if index % 60 == 0:
-                    memory.append((index, _rss_mb()))
+                    memory.append((index, rss(os.getpid()) / 2**20))
 
             # -- signing per PAdES level --------------------------------------------------
             say("\nsigning per PAdES level (one 3-page quote, median of 5)")

@@ -51,32 +51,30 @@ class DocumentVersions:
         The dossier lock is held around the create for servers that check its condition
         non-atomically (see ``storage.s3.S3Store``): twins create one after the other.
         """
-        with self.tracker.lock(job.dossier_id):
-            return self._store_once(job, pdf, self.tracker.history(job.dossier_id) if known is None else known)
-
-    def _store_once(self, job: DocumentJob, pdf: bytes, history: list[Event]) -> tuple[StoredObject, bool]:
-        # The history gives both the first free version and a twin that recorded already; a
-        # version recorded after that reading is a taken key below, and stepped over or, when
-        # it is our twin's, taken as ours: the conditional create decides, not the reading.
         kind = job.document_kind
         metadata = {"idempotency-key": job.idempotency_key, "kind": kind.name, "dossier-id": job.dossier_id}
-        version = self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1
-        recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
-        if recorded is not None:
-            head = self.store.head(recorded.payload["key"])
-            if head is not None:
-                return head, False
-        for _ in range(_MAX_VERSION_RACES):
-            key = document_key(job.dossier_id, kind.step, kind.name, version)
-            try:  # the conditional create decides; a taken version is looked at only then
-                return self.store.put_once(key, pdf, "application/pdf", metadata), True
-            except ObjectExists:
-                head = self.store.head(key)
-            if head is None:
-                continue  # gone again: try the same version
-            if head.metadata.get("idempotency-key") == job.idempotency_key:
-                return head, False  # our twin's
-            version += 1  # another job's unrecorded document
+        with self.tracker.lock(job.dossier_id):
+            # The history gives both the first free version and a twin that recorded already; a
+            # version recorded after that reading is a taken key below, and stepped over or, when
+            # it is our twin's, taken as ours: the conditional create decides, not the reading.
+            history = self.tracker.history(job.dossier_id) if known is None else known
+            version = self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1
+            recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
+            if recorded is not None:
+                head = self.store.head(recorded.payload["key"])
+                if head is not None:
+                    return head, False
+            for _ in range(_MAX_VERSION_RACES):
+                key = document_key(job.dossier_id, kind.step, kind.name, version)
+                try:  # the conditional create decides; a taken version is looked at only then
+                    return self.store.put_once(key, pdf, "application/pdf", metadata), True
+                except ObjectExists:
+                    head = self.store.head(key)
+                if head is None:
+                    continue  # gone again: try the same version
+                if head.metadata.get("idempotency-key") == job.idempotency_key:
+                    return head, False  # our twin's
+                version += 1  # another job's unrecorded document
         raise StorageError(f"{job.dossier_id}/{job.kind}: no free version after {_MAX_VERSION_RACES} attempts")
 
     def record(
