@@ -28,13 +28,13 @@ from typing import Any, Callable
 
 import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
 
 from kmop.demo import example_applicant
 from kmop.scenario import dossier_steps
 from signing.devpki import generate_dev_pki
 from storage.s3 import S3Store
 from workers.broker import QUEUE
+from workers.wakeup import WakingRedisBroker
 from workflow.ledger import Ledger
 from workflow.tracker import Tracker
 
@@ -204,7 +204,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
     payloads = make_jobs(run, Tracker(Ledger(store))) if make_jobs else _jobs(jobs, run)
     jobs = len(payloads)
     worker = Worker(env, work_dir / "worker.log", processes=processes, threads=threads).start()
-    broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+    broker = WakingRedisBroker(url=redis_url, namespace=namespace, middleware=[])
     broker.declare_queue(QUEUE)
 
     memory: dict[int, MemorySeries] = {}

@@ -3,7 +3,10 @@
 Every effect is idempotent under redelivery: a job whose idempotency key is already in the
 dossier's ledger is done; one whose document is stored but not recorded (a crash between the
 two) is only recorded; the ledger records an idempotency key once. The workflow is checked
-before any work is done and again, atomically, when the document is recorded.
+before a document is converted or signed and again, atomically, when it is recorded. The
+dossier's history is read while the .docx is rendered (one waits for storage, the other for
+the CPU); a render that turns out not to be needed is thrown away, and a render error counts
+only once the history says the job is to be made and may be.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -19,16 +23,21 @@ from zoneinfo import ZoneInfo
 
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
-from storage.base import DocumentStore
+from storage.base import DocumentStore, StoredObject
 from storage.keys import version_of
 from templates.render import render_docx
+from workflow.ledger import Event
 from workflow.tracker import Tracker
 
 from .document_versions import DocumentVersions
-from .errors import StepOutOfOrder
+from .errors import KmopError, StepOutOfOrder
 from .jobs import DocumentJob
 
 _BRUSSELS = ZoneInfo("Europe/Brussels")
+
+#: Dossier histories read at once beside the renders of one process (one per worker thread
+#: suffices; a few more cost nothing while idle).
+LOOKUP_THREADS = 4
 
 
 class Converter(Protocol):
@@ -112,39 +121,60 @@ class Pipeline:
         self.signer = signer
         self.tracker = tracker
         self.versions = DocumentVersions(store, tracker)
+        self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="pipeline-lookup")
 
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
-        with _timed(timings, "record"):
-            history = self.tracker.history(job.dossier_id)
+        lookup = self._lookups.submit(self._look_up, job)
+        draft = self._render(job, timings)
+        with _timed(timings, "record"):  # only the wait beyond the render counts
+            history, stored = lookup.result()
         recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
         if recorded is not None:
             return document_result(job, recorded.payload, recorded.sequence, False, timings)
-        with _timed(timings, "store"):
-            stored = self.versions.find_stored(
-                job, self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1)
         created = False
         if stored is None:
             state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
-            signed = self._produce(job, timings, state.documents)
+            if isinstance(draft, KmopError):
+                raise draft
+            signed = self._produce(job, timings, state.documents, draft)
             with _timed(timings, "store"):
                 stored, created = self.versions.store_once(job, signed, history)
         with _timed(timings, "record"):
             event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
 
-    def _produce(self, job: DocumentJob, timings: StageTimings, documents: dict[str, str]) -> bytes:
+    def _look_up(self, job: DocumentJob) -> tuple[list[Event], StoredObject | None]:
+        """The dossier's history, and the document an earlier attempt stored but did not record."""
+        history = self.tracker.history(job.dossier_id)
+        if any(e.idempotency_key == job.idempotency_key for e in history):
+            return history, None
+        first_free = self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1
+        return history, self.versions.find_stored(job, first_free)
+
+    def _render(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
+        """The job's .docx (None for a countersignature), or why its data cannot make one."""
+        kind = job.document_kind
+        if kind.countersigns:
+            return None
+        try:
+            with _timed(timings, "render"):
+                return render_docx(kind, job.data, envelope(job))
+        except KmopError as exc:
+            return exc
+
+    def _produce(
+        self, job: DocumentJob, timings: StageTimings, documents: dict[str, str], docx: bytes | None
+    ) -> bytes:
         kind = job.document_kind
         policy = policy_for(kind.name)
-        if kind.countersigns:
-            source_key = documents.get(kind.countersigns)
+        if docx is None:
+            source_key = documents.get(kind.countersigns or "")
             if source_key is None:
                 raise StepOutOfOrder(f"dossier {job.dossier_id}: no {kind.countersigns} to countersign")
             with _timed(timings, "store"):
                 pdf = self.store.get(source_key)
         else:
-            with _timed(timings, "render"):
-                docx = render_docx(kind, job.data, envelope(job))
             with _timed(timings, "convert"):
                 pdf = self.converter.convert(docx)
         with _timed(timings, "sign"):

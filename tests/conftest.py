@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from storage.s3 import S3Store
 from tests.s3server import MotoServer
@@ -85,3 +86,15 @@ def converter_pool():
 
     with ConverterPool(size=1, conversion_timeout=120) as pool:
         yield pool
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A private Redis key namespace on the machine's Redis (127.0.0.1:6379), removed afterwards."""
+    name = f"kmop-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    keys = list(client.scan_iter(f"{name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
 
 from kmop.demo import example_applicant
 from kmop.jobs import parse_job
@@ -31,6 +30,7 @@ from workers.broker import QUEUE
 from workers.dead_letters import list_dead_letters
 from workers.outbox import record_job
 from workers.sweep import sweep
+from workers.wakeup import WakingRedisBroker
 from workflow.ledger import Ledger
 from workflow.tracker import Tracker
 from tests.processes import RedisServer, TcpProxy, Worker, wait_for, worker_env
@@ -83,7 +83,7 @@ class Harness:
 
     def enqueue(self, job: dict[str, Any]) -> Message:
         record_job(self.store, parse_job(job))
-        broker = RedisBroker(url=self.redis.url, namespace=self.namespace, middleware=[])
+        broker = WakingRedisBroker(url=self.redis.url, namespace=self.namespace, middleware=[])
         broker.declare_queue(QUEUE)
         message = Message(queue_name=QUEUE, actor_name="generate_document", args=(job,), kwargs={}, options={})
         broker.enqueue(message)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kmop.demo import example_applicant, sworn_statement_job
-from kmop.errors import StepOutOfOrder
+from kmop.errors import RenderError, StepOutOfOrder
 from kmop.jobs import DocumentJob, parse_job
 from kmop.pipeline import Pipeline
 from signing.roles import Role
@@ -133,6 +133,29 @@ def test_same_step_twice_is_refused_and_changes_nothing(pipeline: Pipeline, s3_s
     assert _pdf_keys(s3_store, _job()) == [first.key]
     assert converter.calls == 1
     assert pipeline.tracker.state(first.dossier_id).phase is Phase.SUBMITTED
+
+
+def test_a_render_error_counts_only_for_a_job_still_to_be_made_in_order(
+    pipeline: Pipeline, s3_store, converter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The render runs beside the history read: its error must not hide what the history says.
+    done = pipeline.run(_job("dossier-1:sworn:1"))
+
+    def broken(*args: Any) -> bytes:
+        raise RenderError("template 'sworn_statement' needs a value the data does not give")
+
+    monkeypatch.setattr("kmop.pipeline.render_docx", broken)
+    again = pipeline.run(_job("dossier-1:sworn:1"))  # redelivered: done already
+    assert (again.key, again.created) == (done.key, False)
+    with pytest.raises(StepOutOfOrder, match="expected next: quote"):  # out of order first
+        pipeline.run(_job("dossier-1:sworn:2"))
+    fresh = parse_job({**_job().to_message(), "dossier_id": "DEMO-2026-0002", "idempotency_key": "d2:sworn:1"})
+    pipeline.tracker.record_fact("DEMO-2026-0002", KNOWLEDGE_TEST_PASSED, Role.APPLICANT,
+                                 {"passed_on": "2026-10-28"}, "knowledge-test-2")
+    with pytest.raises(RenderError):
+        pipeline.run(fresh)
+    assert converter.calls == 1
+    assert _documents(s3_store, "DEMO-2026-0002") == []
 
 
 def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> None:

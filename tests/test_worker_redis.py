@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,13 @@ from typing import Any
 import pytest
 import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
 
 from kmop.demo import example_applicant, sworn_statement_job
 from signing.devpki import PASSPHRASE_ENV
 from storage.keys import document_prefix
 from workers.broker import QUEUE
 from workers.dead_letters import DEAD_LETTER_PREFIX
+from workers.wakeup import WakingRedisBroker
 from signing.roles import Role
 from workflow.ledger import Ledger
 from workflow.steps import KNOWLEDGE_TEST_PASSED
@@ -35,16 +34,6 @@ from workflow.tracker import Tracker
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    name = f"kmop-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{name}*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture
@@ -79,8 +68,8 @@ def worker(namespace: str, s3_endpoint: str, s3_store, pki_dir: Path, tmp_path: 
     log.close()
 
 
-def _producer(namespace: str) -> RedisBroker:
-    broker = RedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])
+def _producer(namespace: str) -> WakingRedisBroker:
+    broker = WakingRedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])
     broker.declare_queue(QUEUE)
     return broker
 

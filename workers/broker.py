@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -27,18 +26,19 @@ from storage.base import DocumentStore
 from .dead_letters import DeadLetterRecorder
 from .middleware_metrics import JobLogContext, JobMetrics
 from .retry_policy import MAX_BACKOFF_MS, MIN_BACKOFF_MS, make_retry_when
+from .wakeup import WakingRedisBroker
 
 QUEUE = "documents"
-#: How long a worker process's consumer sleeps at most between two looks at the queue, in ms.
-#: It also sleeps while all its threads are busy, so a thread that finishes may sit idle that
-#: long: dramatiq's default (1 s, reached after a few empty looks) cost a third of the throughput.
-IDLE_POLL_MS = 50
+#: How long an idle consumer waits at most for a wake-up before it looks at its queue anyway, in
+#: ms (dramatiq's worker timeout). Enqueues through our broker and finished jobs wake consumers at
+#: once (workers.wakeup); this poll only serves producers that enqueue with a plain dramatiq broker.
+IDLE_POLL_MS = 1000
 
 
 def dramatiq_environment(threads: int) -> dict[str, str]:
     """dramatiq's own settings for worker processes with ``threads`` threads each: one message in
     hand per thread (its default, twice the threads, lets a busy process hold jobs an idle one
-    could run) and a short idle poll."""
+    could run) and the fallback poll."""
     return {"dramatiq_queue_prefetch": str(threads), "dramatiq_worker_timeout": str(IDLE_POLL_MS)}
 
 _lock = threading.Lock()
@@ -80,7 +80,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     middleware = middleware_for(settings)
     if settings.broker == "stub":
         return StubBroker(middleware=middleware)
-    return RedisBroker(
+    return WakingRedisBroker(
         url=settings.redis_url,
         namespace=settings.redis_namespace,
         middleware=middleware,
