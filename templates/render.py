@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
@@ -21,6 +20,7 @@ from kmop.identifiers import InvalidIdentifier, format_enterprise_number, format
 
 from .catalog import DocumentKind
 from .enrich import enrich
+from .package import DocxPackage
 
 _MONTHS_NL = (
     "januari", "februari", "maart", "april", "mei", "juni",
@@ -114,8 +114,8 @@ def _environment() -> jinja2.Environment:
 
 
 @cache
-def _template_bytes(kind: DocumentKind) -> bytes:
-    return kind.template_path.read_bytes()
+def _package(kind: DocumentKind) -> DocxPackage:
+    return DocxPackage.read(kind.name, kind.template_path.read_bytes())
 
 
 def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any]) -> bytes:
@@ -125,14 +125,11 @@ def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, An
     (the tariff of a quote, the norm's indicators, ...); ``envelope`` is what every document
     carries besides (dossier id, document id, issue time), available in the template as ``doc``.
     """
-    template = _Template(io.BytesIO(_template_bytes(kind)))
+    package = _package(kind)
     context = {**data, **enrich(kind.name, data), "doc": envelope}
     try:
-        template.render(context, jinja_env=_environment(), autoescape=True)
+        return package.render(_Template(None), context, _environment())
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template {kind.name!r} needs a value the data does not give: {exc}") from exc
     except jinja2.TemplateError as exc:
         raise RenderError(f"template {kind.name!r} could not be rendered: {exc}") from exc
-    out = io.BytesIO()
-    template.save(out)
-    return out.getvalue()

@@ -25,3 +25,12 @@ def pdfsig(pdf: Path, nss_dir: Path) -> str:
 def pdftotext(pdf: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True, timeout=60).stdout
+
+
+def page_images(pdf: bytes, directory: Path, dpi: int = 50) -> list[bytes]:
+    """Each page of ``pdf`` rendered by pdftoppm as a greyscale bitmap (PGM bytes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "in.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", str(directory / "in.pdf"), str(directory / "page")],
+                   check=True, capture_output=True, timeout=120)
+    return [page.read_bytes() for page in sorted(directory.glob("page-*.pgm"))]

@@ -15,13 +15,17 @@ from typing import Any
 
 import pytest
 from docx import Document
+from docxtpl import DocxTemplate
 from lxml import etree
 
-from kmop.errors import InvalidJob
+from kmop.errors import InvalidJob, RenderError
 from templates.catalog import TEMPLATES_DIR, get_kind
 from templates.enrich import enrich
+from templates.package import DocxPackage
+from templates.render import _environment as render_environment
 from templates.render import render_docx
 from templates.validation import validate_data
+from tests.pdftools import page_images
 from workflow.norm import EXEMPT, NOT_PASSED, PASSED, load_norm, norm_versions, proposed_result
 
 KINDS = (
@@ -698,3 +702,84 @@ def test_line_breaks_and_tabs_in_a_value_become_word_breaks_and_tabs() -> None:
     etree.fromstring(xml.encode())
     assert re.search(r"Eerste regel</w:t><w:br/><w:t[^>]*>Tweede</w:t></w:r><w:r>(<w:rPr>.*?</w:rPr>)?<w:tab/>", xml)
     assert "\n" not in xml.split("<w:body>", 1)[1] and "\t" not in xml
+
+
+def docxtpl_render(kind_name: str, data: dict[str, Any]) -> bytes:
+    """The .docx as docxtpl's own render and save make it (python-docx opens and saves it all)."""
+    kind = get_kind(kind_name)
+    reference = DocxTemplate(str(kind.template_path))
+    reference.render({**data, **enrich(kind.name, data), "doc": envelope(kind_name)},
+                     jinja_env=render_environment(), autoescape=True)
+    saved = io.BytesIO()
+    reference.save(saved)
+    return saved.getvalue()
+
+
+def with_line_breaks(kind_name: str) -> dict[str, Any]:
+    data = example(kind_name)
+    if "remarks" in data:  # the listing pass: a line break, a tab, markup characters
+        data["remarks"] = "Eerste regel\nTweede\tregel & <meer>"
+    validate_data(get_kind(kind_name), data)
+    return {**data, **enrich(kind_name, data)}
+
+
+STYLE_PARTS = ("word/styles.xml", "word/stylesWithEffects.xml")
+
+
+@pytest.mark.parametrize("kind_name", KINDS)
+def test_rendered_parts_are_what_docxtpl_itself_makes(kind_name: str) -> None:
+    """The package is read once and only the rendered parts are written (templates/package.py):
+    those are byte for byte what docxtpl's own render and save make; the styles keep every
+    style the document refers to, and the rest is the template's."""
+    kind = get_kind(kind_name)
+    data = with_line_breaks(kind_name)
+    ours = render_docx(kind, data, envelope(kind_name))
+    theirs = docxtpl_render(kind_name, data)
+    with zipfile.ZipFile(io.BytesIO(ours)) as mine, zipfile.ZipFile(io.BytesIO(theirs)) as reference, \
+            zipfile.ZipFile(kind.template_path) as template:
+        assert mine.namelist() == template.namelist()
+        rendered = ["word/document.xml", "word/footer1.xml"]
+        for name in rendered:
+            assert mine.read(name) == reference.read(name), name
+        for name in template.namelist():
+            if name not in (*rendered, *STYLE_PARTS):
+                assert mine.read(name) == template.read(name), name
+        referred = set(re.findall(rb'w:(?:pStyle|rStyle|tblStyle) w:val="([^"]+)"',
+                                  b"".join(mine.read(name) for name in rendered)))
+        assert referred <= set(re.findall(rb'<w:style [^>]*w:styleId="([^"]+)"', mine.read("word/styles.xml")))
+        for name in STYLE_PARTS:
+            kept = set(re.findall(rb'<w:style [^>]*w:styleId="([^"]+)"', mine.read(name)))
+            full = set(re.findall(rb'<w:style [^>]*w:styleId="([^"]+)"', template.read(name)))
+            assert referred & full <= kept < full, name
+            assert b"latentStyles" not in mine.read(name)
+    assert text_of(ours) == text_of(theirs)
+
+
+@pytest.mark.parametrize("kind_name", ("quote", "audit_report"))
+def test_dropping_the_unused_styles_changes_no_pixel(kind_name: str, converter_pool, tmp_path) -> None:
+    data = with_line_breaks(kind_name)
+    ours = page_images(converter_pool.convert(render_docx(get_kind(kind_name), data, envelope(kind_name))),
+                       tmp_path / "ours")
+    theirs = page_images(converter_pool.convert(docxtpl_render(kind_name, data)), tmp_path / "theirs")
+    assert len(ours) == len(theirs) >= 2
+    assert ours == theirs
+
+
+def test_a_template_tag_outside_body_headers_and_footers_is_refused() -> None:
+    with zipfile.ZipFile(get_kind("quote").template_path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries["docProps/core.xml"] = entries["docProps/core.xml"].replace(b"</cp:coreProperties>",
+                                                                          b"<dc:title>{{ doc.kind_title }}</dc:title></cp:coreProperties>")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, blob in entries.items():
+            archive.writestr(name, blob)
+    with pytest.raises(RenderError, match="docProps/core.xml holds template tags"):
+        DocxPackage.read("quote", out.getvalue())
+    with pytest.raises(RenderError, match="is not a .docx"):
+        DocxPackage.read("quote", b"PK not really")
+    broken = io.BytesIO()
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("_rels/.rels", "<Relationships")
+    with pytest.raises(RenderError, match="is not a .docx"):
+        DocxPackage.read("quote", broken.getvalue())

@@ -1,0 +1,189 @@
+"""A template's .docx package, read once per process; a render writes only the parts it changes.
+
+docxtpl renders a template by opening it with python-docx (unzip, parse every XML part), putting
+the rendered body, headers and footers in, and saving through python-docx (serialize every XML
+part again, rebuild the relationships, deflate every entry): three quarters of a render, for
+parts that never change. Here the package is read once; a render runs docxtpl's own passes on
+the parts docxtpl renders (body, headers, footers: ``patch_xml``, ``render_xml_part``,
+``fix_tables``, ``fix_docpr_ids``), serializes those parts as python-docx would, and writes the
+other entries as they are in the template, but for the styles: a template made by python-docx
+or saved by Word carries some 160 style definitions and a table of latent styles, and
+LibreOffice imports every one on every conversion (a quarter of a one-page conversion, about
+30 ms); the styles the template does not refer to are dropped once, when it is read (the pages
+come out the same, pixel for pixel: tests/test_templates.py). The .docx only travels to
+LibreOffice, so entries are stored, not deflated.
+
+What docxtpl renders beside those parts (the core properties, footnotes) and what it adds to a
+package (pictures, sub-documents, hyperlinks) cannot come from a JSON job, and a template that
+asks for them is refused when it is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import posixpath
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jinja2
+
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.oxml import serialize_part_xml
+from docx.oxml.parser import parse_xml
+from lxml import etree
+
+from kmop.errors import RenderError
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOCUMENT_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_JINJA_MARKS = ("{{", "{%", "{#")
+
+
+class TemplatePasses(Protocol):
+    """The docxtpl passes a render runs: a ``DocxTemplate`` has them, no document needed."""
+
+    docx_ids_index: int
+
+    def patch_xml(self, src_xml: str) -> str: ...
+
+    def render_xml_part(self, src_xml: str, part: Any, context: dict[str, Any], jinja_env: Any) -> str: ...
+
+    def fix_tables(self, xml: str) -> etree._Element: ...
+
+    def fix_docpr_ids(self, tree: etree._Element) -> None: ...
+
+
+@dataclass(frozen=True)
+class DocxPackage:
+    name: str
+    entries: tuple[tuple[zipfile.ZipInfo, bytes], ...]  # as in the template, uncompressed
+    document_part: str
+    document_shell: etree._Element  # the document element, its body an empty placeholder
+    body_index: int
+    body_xml: str  # the body as docxtpl reads it
+    headers_footers: tuple[tuple[str, str], ...]  # part name, its XML as docxtpl reads it
+
+    @classmethod
+    def read(cls, name: str, docx: bytes) -> DocxPackage:
+        """Read a template; RenderError if it is not a .docx or templates what is not rendered."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(docx)) as archive:
+                entries = tuple((info, archive.read(info)) for info in archive.infolist())
+            return cls._read(name, entries)
+        except (zipfile.BadZipFile, OSError, etree.XMLSyntaxError) as exc:
+            raise RenderError(f"template {name!r} is not a .docx: {exc}") from exc
+
+    @classmethod
+    def _read(cls, name: str, entries: tuple[tuple[zipfile.ZipInfo, bytes], ...]) -> DocxPackage:
+        blobs = {info.filename: blob for info, blob in entries}
+        document_part = _target(blobs, "", _DOCUMENT_TYPE, name)[0]
+        parts = _target(blobs, document_part, RT.HEADER, name) + _target(blobs, document_part, RT.FOOTER, name)
+        for part_name, blob in blobs.items():
+            if part_name in (document_part, *parts) or not part_name.endswith(".xml"):
+                continue
+            if any(mark.encode() in blob for mark in _JINJA_MARKS):
+                raise RenderError(f"template {name!r}: {part_name} holds template tags, which are only "
+                                  "rendered in the body, headers and footers")
+
+        root = parse_xml(blobs[document_part])
+        body = root.find(f"{{{_W}}}body")
+        if body is None:
+            raise RenderError(f"template {name!r}: {document_part} has no body")
+        body_xml = etree.tostring(body, encoding="unicode")
+        shell = copy.deepcopy(root)
+        body_index = root.index(body)
+        shell.replace(shell[body_index], etree.Element(f"{{{_W}}}body"))
+        headers_footers = tuple(
+            (part, etree.tostring(parse_xml(blobs[part]), encoding="unicode")) for part in parts if blobs[part]
+        )
+        # the styles part, and Word's copy of it for Word 2010 (stylesWithEffects.xml)
+        xml_parts = {part: blob for part, blob in blobs.items() if part.endswith(".xml")}
+        styles_parts = {part for part, blob in xml_parts.items() if etree.fromstring(blob).tag == f"{{{_W}}}styles"}
+        others = [blob for part, blob in xml_parts.items() if part not in styles_parts]
+        entries = tuple((info, slim_styles(blob, others) if info.filename in styles_parts else blob)
+                        for info, blob in entries)
+        return cls(name, entries, document_part, shell, body_index, body_xml, headers_footers)
+
+    def render(self, passes: TemplatePasses, context: dict[str, Any], jinja_env: jinja2.Environment) -> bytes:
+        """The rendered .docx; jinja2's errors pass through."""
+
+        def render_part(xml: str) -> str:
+            return passes.render_xml_part(passes.patch_xml(xml), None, context, jinja_env)
+
+        passes.docx_ids_index = 1000  # where docxtpl starts numbering drawings
+        tree = passes.fix_tables(render_part(self.body_xml))
+        passes.fix_docpr_ids(tree)
+        document = copy.deepcopy(self.document_shell)
+        document.replace(document[self.body_index], tree)
+        rendered = {self.document_part: serialize_part_xml(document)}
+        for part, xml in self.headers_footers:
+            rendered[part] = serialize_part_xml(parse_xml(render_part(xml).encode("utf-8")))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            for info, blob in self.entries:
+                archive.writestr(_stored(info), rendered.get(info.filename, blob))
+        return out.getvalue()
+
+
+_STYLE_REFERENCES = {f"{{{_W}}}{tag}" for tag in ("pStyle", "rStyle", "tblStyle", "numStyleLink", "styleLink")}
+_STYLE_LINKS = tuple(f"{{{_W}}}{tag}" for tag in ("basedOn", "link", "next"))
+
+
+def slim_styles(styles: bytes, parts: list[bytes]) -> bytes:
+    """The styles part with only the styles that ``parts`` refer to, the default ones and the
+    styles those derive from or link to; without the latent style table."""
+    root = parse_xml(styles)
+    by_id = {style.get(f"{{{_W}}}styleId"): style for style in root.iter(f"{{{_W}}}style")}
+    wanted = {style_id for style_id, style in by_id.items() if style.get(f"{{{_W}}}default") in ("1", "true")}
+    for part in parts:
+        wanted.update(element.get(f"{{{_W}}}val") for element in etree.fromstring(part).iter(*_STYLE_REFERENCES))
+    frontier = list(wanted)
+    while frontier:
+        style = by_id.get(frontier.pop())
+        for link in () if style is None else style.iterchildren(*_STYLE_LINKS):
+            if link.get(f"{{{_W}}}val") not in wanted:
+                wanted.add(link.get(f"{{{_W}}}val"))
+                frontier.append(link.get(f"{{{_W}}}val"))
+    for style_id, style in by_id.items():
+        if style_id not in wanted:
+            root.remove(style)
+    for latent in root.findall(f"{{{_W}}}latentStyles"):
+        root.remove(latent)
+    return serialize_part_xml(root)
+
+
+def _stored(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(info.filename, info.date_time)
+    entry.external_attr = info.external_attr
+    return entry
+
+
+def _rels_name(part: str) -> str:
+    folder, file = posixpath.split(part)
+    return posixpath.join(folder, "_rels", f"{file}.rels")
+
+
+def _relationships(rels: bytes | None) -> list[etree._Element]:
+    if rels is None:
+        return []
+    return list(etree.fromstring(rels).iter(f"{{{_RELS}}}Relationship"))
+
+
+def _target(blobs: dict[str, bytes], source: str, reltype: str, name: str) -> list[str]:
+    """The part names ``source`` (a part name, or "" for the package) relates to with ``reltype``."""
+    folder = posixpath.dirname(source)
+    targets = []
+    for relationship in _relationships(blobs.get(_rels_name(source))):
+        if relationship.get("Type") != reltype or relationship.get("TargetMode") == "External":
+            continue
+        target = relationship.get("Target", "")
+        part = posixpath.normpath(target.lstrip("/") if target.startswith("/") else posixpath.join(folder, target))
+        if part not in blobs:
+            raise RenderError(f"template {name!r}: {source or 'the package'} relates to {part}, which is missing")
+        targets.append(part)
+    if source == "" and not targets:
+        raise RenderError(f"template {name!r} has no main document part")
+    return targets
