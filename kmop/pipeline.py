@@ -2,7 +2,9 @@
 
 Every effect is idempotent under redelivery: a job whose idempotency key is already in the
 dossier's ledger is done; one whose document is stored but not recorded (a crash between the
-two) is only recorded; the ledger records an idempotency key once. The workflow is checked
+two) is made again, finds its earlier document in the version it goes to, and records that one
+(the rare crash pays a conversion, so that no job pays a look-up request for it); the ledger
+records an idempotency key once. The workflow is checked
 before a document is converted or signed and again, atomically, when it is recorded. The
 dossier's history is read while the .docx is rendered (one waits for storage, the other for
 the CPU); a render that turns out not to be needed is thrown away, and a render error counts
@@ -23,10 +25,9 @@ from zoneinfo import ZoneInfo
 
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
-from storage.base import DocumentStore, StoredObject
+from storage.base import DocumentStore
 from storage.keys import version_of
 from templates.render import render_docx
-from workflow.ledger import Event
 from workflow.tracker import Tracker
 
 from .document_versions import DocumentVersions
@@ -125,32 +126,22 @@ class Pipeline:
 
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
-        lookup = self._lookups.submit(self._look_up, job)
+        lookup = self._lookups.submit(self.tracker.history, job.dossier_id)
         draft = self._render(job, timings)
         with _timed(timings, "record"):  # only the wait beyond the render counts
-            history, stored = lookup.result()
+            history = lookup.result()
         recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
         if recorded is not None:
             return document_result(job, recorded.payload, recorded.sequence, False, timings)
-        created = False
-        if stored is None:
-            state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
-            if isinstance(draft, KmopError):
-                raise draft
-            signed = self._produce(job, timings, state.documents, draft)
-            with _timed(timings, "store"):
-                stored, created = self.versions.store_once(job, signed, history)
+        state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
+        if isinstance(draft, KmopError):
+            raise draft
+        signed = self._produce(job, timings, state.documents, draft)
+        with _timed(timings, "store"):
+            stored, created = self.versions.store_once(job, signed, history)
         with _timed(timings, "record"):
             event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
-
-    def _look_up(self, job: DocumentJob) -> tuple[list[Event], StoredObject | None]:
-        """The dossier's history, and the document an earlier attempt stored but did not record."""
-        history = self.tracker.history(job.dossier_id)
-        if any(e.idempotency_key == job.idempotency_key for e in history):
-            return history, None
-        first_free = self.tracker.documents_recorded(job.dossier_id, job.kind, history) + 1
-        return history, self.versions.find_stored(job, first_free)
 
     def _render(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
         """The job's .docx (None for a countersignature), or why its data cannot make one."""

@@ -105,9 +105,10 @@ def test_crash_between_store_and_record_is_completed_by_next_attempt(
     stored, created = pipeline.versions.store_once(job, b"%PDF-1.7 stored before a crash")
     assert created and _documents(s3_store, job.dossier_id) == []
 
-    result = pipeline.run(job)
+    result = pipeline.run(job)  # made again, then the earlier one is found at its version
     assert result.key == stored.key and not result.created
-    assert converter.calls == 0
+    assert converter.calls == 1
+    assert _pdf_keys(s3_store, job) == [stored.key]
     [event] = _documents(s3_store, job.dossier_id)
     assert event.payload["sha256"] == stored.sha256
 
