@@ -327,7 +327,13 @@ class ConverterInstance:
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
-    """An XML-RPC transport whose connections time out (the stock one waits forever)."""
+    """An XML-RPC transport whose connections time out (the stock one waits forever).
+
+    It does not accept gzip: the stock transport does, so unoserver's server gzipped every PDF
+    it sent over loopback and the client unzipped it again (CPU on both sides for nothing).
+    """
+
+    accept_gzip_encoding = False
 
     def __init__(self, timeout: float) -> None:
         super().__init__(use_builtin_types=True)

@@ -343,3 +343,34 @@ def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"process group {group} of the killed worker is still alive")
+
+
+def test_the_pdf_travels_from_unoserver_unzipped(tmp_path: Path) -> None:
+    """The stock XML-RPC client accepts gzip, and Python's XML-RPC server (unoserver's) then
+    gzips every answer over 1,400 bytes: each PDF zipped and unzipped again over loopback."""
+    from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+
+    from conversion.instance import ConverterInstance, InstanceSettings
+    from conversion.ports import LoopbackPorts
+
+    encodings: list[str | None] = []
+
+    class Handler(SimpleXMLRPCRequestHandler):
+        def decode_request_content(self, data: bytes) -> bytes | None:
+            encodings.append(self.headers.get("Accept-Encoding"))
+            return super().decode_request_content(data)
+
+    pdf = b"%PDF-1.7\n" + os.urandom(256 * 2**10)
+    server = SimpleXMLRPCServer(("127.0.0.1", 0), Handler, logRequests=False, allow_none=True,
+                                use_builtin_types=True)
+    server.register_function(lambda *args: pdf, "convert")
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    settings = InstanceSettings(soffice="soffice", uno_python=sys.executable, pythonpath=tmp_path,
+                                start_timeout=10, stop_grace=1)
+    instance = ConverterInstance("fake", tmp_path / "fake", settings, LoopbackPorts())
+    instance._xmlrpc_port = server.server_address[1]  # this server instead of a started unoserver
+    try:
+        assert instance.convert(b"docx", timeout=60) == pdf
+    finally:
+        server.server_close()
+    assert len(encodings) == 1 and "gzip" not in (encodings[0] or "")
