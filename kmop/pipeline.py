@@ -4,11 +4,14 @@ Every effect is idempotent under redelivery: a job whose idempotency key is alre
 dossier's ledger is done; one whose document is stored but not recorded (a crash between the
 two) is made again, finds its earlier document in the version it goes to, and records that one
 (the rare crash pays a conversion, so that no job pays a look-up request for it); the ledger
-records an idempotency key once. The workflow is checked
-before a document is converted or signed and again, atomically, when it is recorded. The
-dossier's history is read while the .docx is rendered (one waits for storage, the other for
-the CPU); a render that turns out not to be needed is thrown away, and a render error counts
-only once the history says the job is to be made and may be.
+records an idempotency key once.
+
+The workflow is checked before a document is signed, and again, atomically, when it is
+recorded. The dossier's history is read while the .docx is rendered and converted (one waits
+for storage, the other for LibreOffice), so a job that turns out to be done already or out of
+order has cost a conversion, thrown away; every other job is spared the wait for its history
+(a listing and a request per event not seen before: the later the step, the longer). A render
+or conversion error counts only once the history says the job is to be made and may be.
 """
 
 from __future__ import annotations
@@ -127,8 +130,8 @@ class Pipeline:
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
         lookup = self._lookups.submit(self.tracker.history, job.dossier_id)
-        draft = self._render(job, timings)
-        with _timed(timings, "record"):  # only the wait beyond the render counts
+        draft = self._draft(job, timings)
+        with _timed(timings, "record"):  # only the wait beyond render and conversion counts
             history = lookup.result()
         recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
         if recorded is not None:
@@ -143,31 +146,30 @@ class Pipeline:
             event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
 
-    def _render(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
-        """The job's .docx (None for a countersignature), or why its data cannot make one."""
+    def _draft(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
+        """The job's unsigned PDF (None for a countersignature), or why it cannot be made."""
         kind = job.document_kind
         if kind.countersigns:
             return None
         try:
             with _timed(timings, "render"):
-                return render_docx(kind, job.data, envelope(job))
+                docx = render_docx(kind, job.data, envelope(job))
+            with _timed(timings, "convert"):
+                return self.converter.convert(docx)
         except KmopError as exc:
             return exc
 
     def _produce(
-        self, job: DocumentJob, timings: StageTimings, documents: dict[str, str], docx: bytes | None
+        self, job: DocumentJob, timings: StageTimings, documents: dict[str, str], pdf: bytes | None
     ) -> bytes:
         kind = job.document_kind
         policy = policy_for(kind.name)
-        if docx is None:
+        if pdf is None:
             source_key = documents.get(kind.countersigns or "")
             if source_key is None:
                 raise StepOutOfOrder(f"dossier {job.dossier_id}: no {kind.countersigns} to countersign")
             with _timed(timings, "store"):
                 pdf = self.store.get(source_key)
-        else:
-            with _timed(timings, "convert"):
-                pdf = self.converter.convert(docx)
         with _timed(timings, "sign"):
             return self.signer.sign(
                 pdf,

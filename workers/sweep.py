@@ -4,7 +4,7 @@ A job is *done* when its idempotency key is in its dossier's ledger, *failed* wh
 letter records it (with the reason), and *stuck* when it is neither and was submitted more
 than ``older_than`` ago: its message was lost, or it died between storing and recording.
 Resuming re-enqueues the job as it was submitted; the pipeline's idempotency makes that safe
-(a stored but unrecorded document is recorded, not made again).
+(a document stored but not recorded is found by the next attempt and recorded).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The state tracker: one place that decides whether a transition is allowed, one that records it.
 
-``check`` answers before any work is done (a quote before a signed sworn statement is refused
-without rendering anything); ``record`` decides again on the exact history it appends to, inside
+``check`` answers before a document is signed (a quote before a signed sworn statement is
+refused with nothing signed, stored or recorded); ``record`` decides again on the exact history it appends to, inside
 the ledger's conditional create, so two workers racing for the same transition cannot both win.
 A refused transition changes nothing and says which step is expected next.
 """
