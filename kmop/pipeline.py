@@ -39,8 +39,8 @@ from .jobs import DocumentJob
 
 _BRUSSELS = ZoneInfo("Europe/Brussels")
 
-#: Dossier histories read at once beside the renders of one process (one per worker thread
-#: suffices; a few more cost nothing while idle).
+#: Dossier histories read at once beside the renders and conversions of one process (one per
+#: worker thread suffices; a few more cost nothing while idle).
 LOOKUP_THREADS = 4
 
 

@@ -79,7 +79,8 @@ _LISTING_CHARACTERS = ("\t", "\a", "\n", "\f")
 
 
 class _Template(DocxTemplate):
-    """docxtpl's template with two of its text passes skipped where they cannot change anything.
+    """docxtpl's template, used for its text passes only (``templates.package`` renders without a
+    python-docx document), two of them skipped where they cannot change anything.
 
     ``patch_xml`` (cleaning the Jinja tags of Word's markup) depends on the template's XML only,
     which is the same for every render of a kind: its result is kept per XML part. docxtpl
