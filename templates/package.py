@@ -13,9 +13,9 @@ LibreOffice imports every one on every conversion (a quarter of a one-page conve
 come out the same, pixel for pixel: tests/test_templates.py). The .docx only travels to
 LibreOffice, so entries are stored, not deflated.
 
-What docxtpl renders beside those parts (the core properties, footnotes) and what it adds to a
-package (pictures, sub-documents, hyperlinks) cannot come from a JSON job, and a template that
-asks for them is refused when it is read.
+docxtpl also renders the core properties and footnotes; a template with tags there is refused
+when it is read, naming the part. What docxtpl can add to a package (pictures, sub-documents,
+hyperlinks) needs objects in the context, which a JSON job cannot hold.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jinja2
-
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.oxml import serialize_part_xml
 from docx.oxml.parser import parse_xml
