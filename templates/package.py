@@ -99,10 +99,11 @@ class DocxPackage:
             (part, etree.tostring(parse_xml(blobs[part]), encoding="unicode")) for part in parts if blobs[part]
         )
         # the styles part, and Word's copy of it for Word 2010 (stylesWithEffects.xml)
-        xml_parts = {part: blob for part, blob in blobs.items() if part.endswith(".xml")}
-        styles_parts = {part for part, blob in xml_parts.items() if etree.fromstring(blob).tag == f"{{{_W}}}styles"}
-        others = [blob for part, blob in xml_parts.items() if part not in styles_parts]
-        entries = tuple((info, slim_styles(blob, others) if info.filename in styles_parts else blob)
+        trees = {part: etree.fromstring(blob) for part, blob in blobs.items() if part.endswith(".xml")}
+        styles_parts = {part for part, tree in trees.items() if tree.tag == f"{{{_W}}}styles"}
+        referenced = {element.get(f"{{{_W}}}val") for part, tree in trees.items() if part not in styles_parts
+                      for element in tree.iter(*_STYLE_REFERENCES)}
+        entries = tuple((info, slim_styles(blob, referenced) if info.filename in styles_parts else blob)
                         for info, blob in entries)
         return cls(name, entries, document_part, shell, body_index, body_xml, headers_footers)
 
@@ -131,14 +132,13 @@ _STYLE_REFERENCES = {f"{{{_W}}}{tag}" for tag in ("pStyle", "rStyle", "tblStyle"
 _STYLE_LINKS = tuple(f"{{{_W}}}{tag}" for tag in ("basedOn", "link", "next"))
 
 
-def slim_styles(styles: bytes, parts: list[bytes]) -> bytes:
-    """The styles part with only the styles that ``parts`` refer to, the default ones and the
-    styles those derive from or link to; without the latent style table."""
+def slim_styles(styles: bytes, referenced: set[str | None]) -> bytes:
+    """The styles part with only the ``referenced`` styles, the default ones and the styles
+    those derive from or link to; without the latent style table."""
     root = parse_xml(styles)
     by_id = {style.get(f"{{{_W}}}styleId"): style for style in root.iter(f"{{{_W}}}style")}
     wanted = {style_id for style_id, style in by_id.items() if style.get(f"{{{_W}}}default") in ("1", "true")}
-    for part in parts:
-        wanted.update(element.get(f"{{{_W}}}val") for element in etree.fromstring(part).iter(*_STYLE_REFERENCES))
+    wanted |= referenced
     frontier = list(wanted)
     while frontier:
         style = by_id.get(frontier.pop())

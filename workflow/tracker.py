@@ -1,8 +1,9 @@
 """The state tracker: one place that decides whether a transition is allowed, one that records it.
 
 ``check`` answers before a document is signed (a quote before a signed sworn statement is
-refused with nothing signed, stored or recorded); ``record`` decides again on the exact history it appends to, inside
-the ledger's conditional create, so two workers racing for the same transition cannot both win.
+refused with nothing signed, stored or recorded); ``record`` decides again on the exact history
+it appends to, inside the ledger's conditional create, so two workers racing for the same
+transition cannot both win.
 A refused transition changes nothing and says which step is expected next.
 """
 
