@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import redis
 from dramatiq import Message
 
 from kmop.demo import example_applicant
@@ -260,7 +259,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
         for index, payload in enumerate(payloads):
             if one_at_a_time:
-                time.sleep(1.0)  # the workers' consumers back off to their idle poll
+                time.sleep(1.0)  # an idle system: the workers have waited a while for work
             broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
                                    kwargs={}, options={}))
             submitted[payload["dossier_id"]] = time.time()
