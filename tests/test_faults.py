@@ -167,9 +167,10 @@ def test_storage_outage_is_retried_until_it_returns(harness: Harness) -> None:
 
 def _prepared_up_to_pack(harness: Harness, dossier_id: str) -> dict[str, Any]:
     """Record a returning applicant's steps before the preparation pack (documents stubbed in
-    the ledger only), and return the pack job, with 2000 project dossiers: a document of about 50
-    pages that keeps LibreOffice busy for seconds (about 3 s on a 2-core machine), well beyond
-    the shortest conversion timeout (1 s)."""
+    the ledger only), and return the pack job, with 2000 project dossiers whose reference and
+    client fill their longest allowed length: a document that keeps LibreOffice busy for
+    seconds (2.5 s on a 2-core machine), well beyond the shortest conversion timeout (1 s).
+    With short rows it took 1.0 s once templates lost their unused styles: too close."""
     applicant = copy.deepcopy(example_applicant())
     applicant["dossier_id"] = dossier_id
     applicant["application"]["first_time"] = False
@@ -182,8 +183,9 @@ def _prepared_up_to_pack(harness: Harness, dossier_id: str) -> dict[str, Any]:
                                          "size": 0})
     pack = steps[pack_index].to_message()
     pack["data"]["known_dossiers"] = [
-        {"reference": f"KMOP-2025-{100000 + i}", "client": f"Klant {i} BV", "service": "advies",
-         "started_on": "2025-03-17"} for i in range(2000)]
+        {"reference": (f"KMOP-2025-{100000 + i}-" + "dossier " * 8)[:60],
+         "client": (f"Klant {i} BV " + "met een lange naam en vestiging " * 7)[:200],
+         "service": "advies", "started_on": "2025-03-17"} for i in range(2000)]
     return pack
 
 
