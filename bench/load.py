@@ -30,9 +30,11 @@ from dramatiq import Message
 
 from kmop.demo import example_applicant
 from kmop.scenario import dossier_steps
+from kmop.settings import load_settings
 from signing.devpki import generate_dev_pki
 from storage.s3 import S3Store
 from workers.broker import QUEUE
+from workers.factories import tracker_from_settings
 from workers.wakeup import WakingRedisBroker
 from workflow.ledger import Ledger
 from workflow.tracker import Tracker
@@ -200,7 +202,8 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
     namespace = f"kmop-load-{run}"
     env = worker_env(redis_url=redis_url, namespace=namespace, s3_endpoint=s3_endpoint, bucket=store.bucket,
                      pki_dir=pki.directory, KMOP_PKI_PASSPHRASE=PASSPHRASE, **(extra_env or {}))
-    payloads = make_jobs(run, Tracker(Ledger(store))) if make_jobs else _jobs(jobs, run)
+    # dossiers prepared by a tracker built as the workers build theirs (the service's API would)
+    payloads = make_jobs(run, tracker_from_settings(load_settings(env), store)) if make_jobs else _jobs(jobs, run)
     jobs = len(payloads)
     worker = Worker(env, work_dir / "worker.log", processes=processes, threads=threads).start()
     broker = WakingRedisBroker(url=redis_url, namespace=namespace, middleware=[])

@@ -17,6 +17,8 @@ class StoredObject:
     size: int
     content_type: str
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The store's tag for this object as written ("" where unknown); see ``list_tagged``.
+    etag: str = ""
 
 
 @runtime_checkable
@@ -42,6 +44,15 @@ class DocumentStore(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix``, sorted."""
+        ...
+
+    def list_tagged(self, prefix: str) -> list[tuple[str, str]]:
+        """Every key under ``prefix`` with its entity tag, sorted by key.
+
+        The tag is the one ``put_once`` returned for the object and changes whenever the
+        object's content is changed (by anyone else: the store itself never overwrites), so a
+        copy kept under a key and its tag is a copy of what is stored now.
+        """
         ...
 
     def presign(self, key: str, expires_in: int = 300) -> str:

@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from kmop.errors import InvalidKeyPart, ObjectExists, ObjectNotFound, StorageError
@@ -80,7 +81,7 @@ class LocalFolderStore:
                 temporary.unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(f"local folder store could not put {key!r}: {error}") from error
-        return stored
+        return replace(stored, etag=_etag(data))
 
     def get(self, key: str) -> bytes:
         path = self._path_for(key)
@@ -97,6 +98,7 @@ class LocalFolderStore:
             return None
         try:
             record = json.loads(_sidecar(path).read_bytes())
+            etag = _etag(path.read_bytes())
         except FileNotFoundError:
             raise StorageError(
                 f"object {key!r} has no metadata sidecar; it was not stored by put_once"
@@ -109,10 +111,25 @@ class LocalFolderStore:
             size=record["size"],
             content_type=record["content_type"],
             metadata=record["metadata"],
+            etag=etag,
         )
 
     def list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return sorted(key for key, _ in self._objects(prefix))
+
+    def list_tagged(self, prefix: str) -> list[tuple[str, str]]:
+        """Keys with the SHA-256 of each file's content as its tag (the files are read)."""
+        entries: list[tuple[str, str]] = []
+        for key, path in self._objects(prefix):
+            try:
+                entries.append((key, _etag(path.read_bytes())))
+            except FileNotFoundError:
+                continue  # removed while listed
+            except OSError as error:
+                raise StorageError(f"local folder store could not read {key!r}: {error}") from error
+        return sorted(entries)
+
+    def _objects(self, prefix: str) -> Iterator[tuple[str, Path]]:
         for folder, _, names in os.walk(self._folder_for_prefix(prefix)):
             relative = Path(folder).relative_to(self.root)
             for name in names:
@@ -120,8 +137,7 @@ class LocalFolderStore:
                     continue
                 key = (relative / name).as_posix()
                 if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+                    yield key, Path(folder, name)
 
     def presign(self, key: str, expires_in: int = 300) -> str:
         """A ``file://`` URL of the object.
@@ -205,6 +221,10 @@ def _link_once(key: str, path: Path, temporary: Path, sidecar: bytes) -> None:
     except FileExistsError:
         raise ObjectExists(key) from None
     _fsync_folder(path.parent)
+
+
+def _etag(content: bytes) -> str:
+    return f'"{hashlib.sha256(content).hexdigest()}"'
 
 
 def _is_internal(name: str) -> bool:

@@ -118,7 +118,7 @@ class S3Store:
         digest = hashlib.sha256(data)
         stored_metadata = stored_user_metadata(metadata, digest.hexdigest())
         with self._translated_errors("put", key):
-            self.client.put_object(
+            response = self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
                 Body=data,
@@ -135,6 +135,7 @@ class S3Store:
             size=len(data),
             content_type=content_type,
             metadata=stored_metadata,
+            etag=response.get("ETag", ""),
         )
 
     def get(self, key: str) -> bytes:
@@ -161,17 +162,22 @@ class S3Store:
             size=response["ContentLength"],
             content_type=response.get("ContentType", ""),
             metadata=metadata,
+            etag=response.get("ETag", ""),
         )
 
     def list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [key for key, _ in self.list_tagged(prefix)]
+
+    def list_tagged(self, prefix: str) -> list[tuple[str, str]]:
+        """Keys and ETags from ``ListObjectsV2`` (S3 changes an object's ETag with its content)."""
+        entries: list[tuple[str, str]] = []
         with self._translated_errors("list", prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             )
             for page in pages:
-                keys.extend(item["Key"] for item in page.get("Contents", []))
-        return sorted(keys)
+                entries.extend((item["Key"], item.get("ETag", "")) for item in page.get("Contents", []))
+        return sorted(entries)
 
     def presign(self, key: str, expires_in: int = 300) -> str:
         """A signed GET URL valid for ``expires_in`` seconds (1 to 604800); sends no request."""

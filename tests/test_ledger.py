@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmop.errors import InvalidKeyPart
-from storage.keys import document_key, event_key
+from storage.keys import document_key, event_key, events_prefix
 from workflow.ledger import GENESIS, Ledger, LedgerCorrupted
 
 
@@ -169,3 +169,129 @@ def test_redis_lock_serialises_racing_appends_on_s3(s3_store) -> None:
         thread.join()
     history = ledger.history("D-1")
     assert sorted(e.idempotency_key for e in history) == sorted(f"k{i}" for i in range(6))
+
+
+# Events shared between processes through Redis (workflow.event_cache)
+
+
+class CountingGets:
+    """The store, counting the objects read from it."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.gets = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def get(self, key: str) -> bytes:
+        self.gets += 1
+        return self.store.get(key)
+
+
+def change_past_the_store(store, key: str, change) -> None:
+    """Rewrite a stored event as someone with write access to the bucket or folder could."""
+    from storage.local import LocalFolderStore
+
+    body = json.loads(store.get(key))
+    change(body)
+    data = json.dumps(body).encode()
+    if isinstance(store, LocalFolderStore):
+        path = store.root / key
+        path.chmod(0o600)
+        path.write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=data)
+
+
+@pytest.fixture
+def event_cache(namespace: str):
+    """A factory of Redis event caches (each with its own connection: another process's)."""
+    import redis
+
+    from workflow.event_cache import RedisEventCache
+
+    clients: list[redis.Redis] = []
+
+    def make(scope: str = "the store") -> RedisEventCache:
+        clients.append(redis.Redis.from_url("redis://127.0.0.1:6379/0"))
+        return RedisEventCache(clients[-1], namespace, scope)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_events_another_process_wrote_are_read_from_the_shared_cache(store, event_cache) -> None:
+    writer = Ledger(store, shared_cache=event_cache())
+    for number in range(3):
+        writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+
+    reader = Ledger(CountingGets(store), shared_cache=event_cache())
+    assert reader.history("D-1") == writer.history("D-1") and reader.store.gets == 0
+    writer.append("D-1", "document_stored", "k3", "applicant", {"n": 3})
+    assert [e.idempotency_key for e in reader.history("D-1")] == ["k0", "k1", "k2", "k3"]
+    assert reader.store.gets == 0
+
+    elsewhere = Ledger(CountingGets(store), shared_cache=event_cache("another store"))
+    assert elsewhere.history("D-1") == writer.history("D-1") and elsewhere.store.gets == 4
+
+
+def test_events_read_from_the_store_are_shared_with_the_next_reader(store, event_cache) -> None:
+    writer = Ledger(store)  # a process without Redis
+    for number in range(3):
+        writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+    first = Ledger(CountingGets(store), shared_cache=event_cache())
+    second = Ledger(CountingGets(store), shared_cache=event_cache())
+    assert first.history("D-1") == writer.history("D-1") and first.store.gets == 3
+    assert second.history("D-1") == writer.history("D-1") and second.store.gets == 0
+
+
+def test_an_event_changed_in_the_store_is_reported_though_its_copy_is_cached(store, event_cache) -> None:
+    writer = Ledger(store, shared_cache=event_cache())
+    writer.append("D-1", "document_stored", "k1", "applicant", {"sha256": "a" * 64})
+    writer.append("D-1", "document_stored", "k2", "applicant", {"sha256": "b" * 64})
+    assert len(writer.history("D-1")) == 2  # the writer saw both, and keeps them
+
+    change_past_the_store(store, event_key("D-1", 1), lambda body: body["payload"].update(sha256="c" * 64))
+    with pytest.raises(LedgerCorrupted, match="event 1"):
+        Ledger(store, shared_cache=event_cache()).history("D-1")
+    with pytest.raises(LedgerCorrupted, match="event 1"):
+        writer.history("D-1")
+
+
+def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, event_cache) -> None:
+    cache = event_cache()
+    writer = Ledger(s3_store, shared_cache=cache)
+    writer.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    writer.append("D-1", "document_stored", "k2", "applicant", {"n": 2})
+    first = s3_store.list_tagged(events_prefix("D-1"))[0]
+    forged = json.loads(cache.get_many([first])[0])
+    forged["payload"] = {"n": 99}
+    cache.put_many({first: json.dumps(forged).encode()})
+
+    reader = Ledger(CountingGets(s3_store), shared_cache=event_cache())
+    assert reader.history("D-1") == writer.history("D-1") and reader.store.gets == 2
+    assert json.loads(cache.get_many([first])[0])["payload"] == {"n": 1}  # the copy is mended
+    assert Ledger(CountingGets(s3_store), shared_cache=event_cache()).history("D-1")[0].payload == {"n": 1}
+
+
+def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFixture) -> None:
+    import redis
+
+    from workflow.event_cache import RedisEventCache
+
+    unreachable = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    ledger = Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store"))
+    first, created = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    assert created
+    assert Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store")).history("D-1") == [first]
+    assert "ledger event cache unavailable" in caplog.text
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -121,6 +121,32 @@ def test_list_returns_the_keys_under_a_prefix_sorted_and_nothing_else(
     assert store.list("dossiers/none/") == []
 
 
+def write_past_the_store(store: DocumentStore, key: str, data: bytes) -> None:
+    """Replace an object's bytes as someone with write access to the bucket or folder could."""
+    if isinstance(store, S3Store):
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=data)
+        return
+    assert isinstance(store, LocalFolderStore)
+    path = store.root / key
+    path.chmod(0o600)
+    path.write_bytes(data)
+
+
+def test_listed_tags_are_the_tags_put_once_returned_and_change_with_the_content(
+    store: DocumentStore,
+) -> None:
+    first = store.put_once(event_key("D1", 1), b'{"n": 1}', "application/json")
+    second = store.put_once(event_key("D1", 2), b'{"n": 2}', "application/json")
+    assert first.etag and second.etag and first.etag != second.etag
+    assert store.list_tagged(dossier_prefix("D1")) == [(first.key, first.etag), (second.key, second.etag)]
+    head = store.head(first.key)
+    assert head is not None and head.etag == first.etag
+
+    write_past_the_store(store, first.key, b'{"n": 9}')
+    assert store.list_tagged(dossier_prefix("D1"))[0] != (first.key, first.etag)
+    assert store.list_tagged(dossier_prefix("D1"))[1] == (second.key, second.etag)
+
+
 def test_head_of_a_missing_key_is_none(store: DocumentStore) -> None:
     assert store.head(SWORN_STATEMENT) is None
 

@@ -8,7 +8,8 @@ from kmop.settings import Settings
 from storage.base import DocumentStore
 from storage.local import LocalFolderStore
 from storage.s3 import S3Store
-from workflow.ledger import Ledger, no_lock
+from workflow.event_cache import RedisEventCache
+from workflow.ledger import Ledger
 from workflow.locks import RedisDossierLock
 from workflow.tracker import Tracker
 
@@ -25,9 +26,21 @@ def store_from_settings(settings: Settings) -> DocumentStore:
     )
 
 
+def store_scope(settings: Settings) -> str:
+    """What names the configured store among others: its endpoint and bucket, or its folder."""
+    if settings.storage == "local":
+        return f"local:{settings.local_storage_dir.resolve()}"
+    return f"s3:{settings.s3_endpoint or 'aws'}/{settings.s3_bucket}"
+
+
 def tracker_from_settings(settings: Settings, store: DocumentStore) -> Tracker:
-    """The state tracker over ``store``; with Redis configured, appends are also serialised there."""
-    lock = no_lock
-    if settings.broker == "redis":
-        lock = RedisDossierLock(redis.Redis.from_url(settings.redis_url), settings.redis_namespace)
-    return Tracker(Ledger(store, lock=lock))
+    """The state tracker over ``store``; with Redis configured, appends are also serialised
+    there and ledger events are shared there between processes (``workflow.event_cache``)."""
+    if settings.broker != "redis":
+        return Tracker(Ledger(store))
+    client = redis.Redis.from_url(settings.redis_url)
+    return Tracker(Ledger(
+        store,
+        lock=RedisDossierLock(client, settings.redis_namespace),
+        shared_cache=RedisEventCache(client, settings.redis_namespace, store_scope(settings)),
+    ))

@@ -18,12 +18,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from kmop.errors import KmopError, ObjectExists
 from storage.base import DocumentStore
 from storage.keys import event_key, events_prefix
+
+from .event_cache import EventCache
 
 GENESIS = "0" * 64
 _MAX_RACE_ATTEMPTS = 50
@@ -78,12 +80,46 @@ class Event:
         }
 
 
+_EVENT_FIELDS = frozenset(field.name for field in fields(Event))
+
+
 def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _event_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in body.items() if k != "hash"})).hexdigest()
+
+
+def _chained(dossier_id: str, known: list[Event], keys: list[str], raws: list[bytes]) -> list[Event]:
+    """``known`` extended by the events stored under ``keys``, each checked against the chain."""
+    events = list(known)
+    previous = events[-1].hash if events else GENESIS
+    for index, (key, raw) in enumerate(zip(keys, raws), start=len(events) + 1):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or set(body) != _EVENT_FIELDS:
+            raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is not a ledger event")
+        if body.get("sequence") != index or key != event_key(dossier_id, index):
+            raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is missing or misplaced")
+        if body.get("previous_hash") != previous or _event_hash(body) != body.get("hash"):
+            raise LedgerCorrupted(f"dossier {dossier_id}: event {index} does not match its hash chain")
+        events.append(Event(**body))
+        previous = body["hash"]
+    return events
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A dossier's events as verified, and the listing entries (key, tag) they were read from."""
+
+    events: list[Event]
+    entries: list[tuple[str, str]]
+
+
+_EMPTY = _Seen([], [])
 
 
 def _utc_now() -> str:
@@ -108,6 +144,11 @@ class Ledger:
     fetches only the events not seen before, checking that they extend the known chain. A
     listing shorter than what was seen, or a key out of place, drops the cache and reads all
     again, so a history rewritten behind our back is reported as it would be without a cache.
+
+    ``shared_cache`` (``workflow.event_cache``) keeps the events' bytes for other processes:
+    events this ledger creates or fetches are put there, and events not seen before are taken
+    from there before the store is asked. They are checked against the chain the same way; a
+    cached event that does not chain makes the ledger read the store instead, which decides.
     """
 
     def __init__(
@@ -116,47 +157,68 @@ class Ledger:
         clock: Callable[[], str] = _utc_now,
         lock: Callable[[str], AbstractContextManager[object]] = no_lock,
         cached_dossiers: int = CACHED_DOSSIERS,
+        shared_cache: EventCache | None = None,
     ) -> None:
         self.store = store
+        self.shared_cache = shared_cache
         self.clock = clock
         self.lock = lock
         self._cached_dossiers = cached_dossiers
-        self._cache: OrderedDict[str, list[Event]] = OrderedDict()
+        self._cache: OrderedDict[str, _Seen] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def history(self, dossier_id: str) -> list[Event]:
         """Every event of the dossier in order; ``LedgerCorrupted`` if the chain is broken."""
-        keys = self.store.list(events_prefix(dossier_id))
-        known = self._cached(dossier_id)
-        if len(known) > len(keys) or any(keys[i] != event_key(dossier_id, i + 1) for i in range(len(known))):
-            known = []  # the stored history is not the one we saw: read and check all of it
-        events = list(known)
-        previous = events[-1].hash if events else GENESIS
-        new_keys = keys[len(events):]
-        for index, (key, raw) in enumerate(zip(new_keys, _fetch(self.store, new_keys)), start=len(events) + 1):
-            body = json.loads(raw)
-            if body.get("sequence") != index or key != event_key(dossier_id, index):
-                raise LedgerCorrupted(f"dossier {dossier_id}: event {index} is missing or misplaced")
-            if body.get("previous_hash") != previous or _event_hash(body) != body.get("hash"):
-                raise LedgerCorrupted(f"dossier {dossier_id}: event {index} does not match its hash chain")
-            events.append(Event(**body))
-            previous = body["hash"]
-        self._remember(dossier_id, events)
+        listing = self.store.list_tagged(events_prefix(dossier_id))
+        seen = self._cached(dossier_id)
+        if len(seen.entries) > len(listing) or any(
+            listing[i] != entry for i, entry in enumerate(seen.entries)
+        ):
+            seen = _EMPTY  # the stored history is not the one we saw: read and check all of it
+        new = listing[len(seen.entries):]
+        shared = self._shared_events(new)
+        missing = [entry for entry in new if entry not in shared]
+        fetched = dict(zip(missing, _fetch(self.store, [key for key, _ in missing])))
+        keys = [key for key, _ in new]
+        try:
+            events = _chained(dossier_id, seen.events, keys,
+                              [shared[entry] if entry in shared else fetched[entry] for entry in new])
+        except LedgerCorrupted:
+            if not shared:
+                raise
+            # a shared copy does not chain (the cache is not the truth): the store decides
+            fetched = dict(zip(new, _fetch(self.store, keys)))
+            events = _chained(dossier_id, seen.events, keys, list(fetched.values()))
+        if self.shared_cache is not None:
+            self.shared_cache.put_many({entry: raw for entry, raw in fetched.items() if entry[1]})
+        self._remember(dossier_id, _Seen(events, listing))
         return events
 
-    def _cached(self, dossier_id: str) -> list[Event]:
-        with self._cache_lock:
-            return self._cache.get(dossier_id, [])
+    def _shared_events(self, entries: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        tagged = [entry for entry in entries if entry[1]]  # an untagged copy could be stale
+        if self.shared_cache is None or not tagged:
+            return {}
+        return {entry: raw for entry, raw in zip(tagged, self.shared_cache.get_many(tagged)) if raw is not None}
 
-    def _remember(self, dossier_id: str, events: list[Event]) -> None:
+    def _cached(self, dossier_id: str) -> _Seen:
+        with self._cache_lock:
+            return self._cache.get(dossier_id, _EMPTY)
+
+    def _remember(self, dossier_id: str, seen: _Seen) -> None:
         if self._cached_dossiers <= 0:
             return
         with self._cache_lock:
-            if len(events) >= len(self._cache.get(dossier_id, ())):
-                self._cache[dossier_id] = events
+            if len(seen.events) >= len(self._cache.get(dossier_id, _EMPTY).events):
+                self._cache[dossier_id] = seen
             self._cache.move_to_end(dossier_id)
             while len(self._cache) > self._cached_dossiers:
                 self._cache.popitem(last=False)
+
+    def _remember_appended(self, dossier_id: str, history: list[Event], event: Event, etag: str) -> None:
+        """Extend what we saw by the event we created, when we saw exactly the history it extends."""
+        seen = self._cached(dossier_id)
+        if len(seen.events) == len(history) and (not history or seen.events[-1].hash == history[-1].hash):
+            self._remember(dossier_id, _Seen([*history, event], [*seen.entries, (event_key(dossier_id, event.sequence), etag)]))
 
     def find(self, dossier_id: str, idempotency_key: str) -> Event | None:
         for event in self.history(dossier_id):
@@ -192,16 +254,15 @@ class Ledger:
                         return event, False
                 body = self._body(dossier_id, history, type, idempotency_key, actor, payload)
                 try:
-                    self.store.put_once(
-                        event_key(dossier_id, body["sequence"]),
-                        _canonical(body),
-                        "application/json",
-                        {"idempotency-key": idempotency_key},
-                    )
+                    key, raw = event_key(dossier_id, body["sequence"]), _canonical(body)
+                    etag = self.store.put_once(key, raw, "application/json",
+                                               {"idempotency-key": idempotency_key}).etag
                 except ObjectExists:
                     continue
+            if self.shared_cache is not None and etag:
+                self.shared_cache.put_many({(key, etag): raw})
             event = Event(**body)
-            self._remember(dossier_id, [*history, event])
+            self._remember_appended(dossier_id, history, event, etag)
             return event, True
         raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
 
