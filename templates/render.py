@@ -119,6 +119,11 @@ def _package(kind: DocumentKind) -> DocxPackage:
     return DocxPackage.read(kind.name, kind.template_path.read_bytes())
 
 
+def prepare_template(kind: DocumentKind) -> None:
+    """Read the kind's template now rather than for its first document."""
+    _package(kind)
+
+
 def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any]) -> bytes:
     """The rendered .docx as bytes.
 

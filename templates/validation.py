@@ -3,6 +3,13 @@
 Besides the standard formats (``date``, ``email``) the schemas may use ``be-enterprise-number``,
 ``iban`` and ``bic``. Strings may not hold control characters (other than tab and newline): they
 cannot be written into a document faithfully.
+
+jsonschema decides and explains; data is first put to the same schema compiled to Python by
+fastjsonschema, which is some twenty times faster on a long list (the pack's 830 rows) and
+whose format checks are jsonschema's own. What it accepts is accepted; anything it refuses,
+or fails on, goes to jsonschema, whose answer stands and whose best match names the field. So
+the compiled check may be stricter than jsonschema (it is: a ``$`` in a pattern does not
+match before a final newline there) but never more lenient, which the property tests check.
 """
 
 from __future__ import annotations
@@ -10,9 +17,11 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
@@ -135,14 +144,49 @@ def inline_refs(schema: dict[str, Any], resources: dict[str, dict[str, Any]]) ->
 
 
 @cache
-def _validator(kind: DocumentKind) -> Draft202012Validator:
+def _inlined_schema(kind: DocumentKind) -> dict[str, Any]:
     common = _common_schema()
-    return Draft202012Validator(inline_refs(kind.schema, {common["$id"]: common}), format_checker=format_checker)
+    return inline_refs(kind.schema, {common["$id"]: common})
+
+
+@cache
+def _validator(kind: DocumentKind) -> Draft202012Validator:
+    return Draft202012Validator(_inlined_schema(kind), format_checker=format_checker)
+
+
+def _format_check(name: str) -> Callable[[str], bool]:
+    return lambda value: format_checker.conforms(value, name)
+
+
+@cache
+def _compiled(kind: DocumentKind) -> Callable[[Any], Any]:
+    """fastjsonschema's form of the kind's schema, checking formats as jsonschema does."""
+    return fastjsonschema.compile(
+        _inlined_schema(kind),
+        formats={name: _format_check(name) for name in format_checker.checkers},
+        use_default=False,  # never fill defaults into the job's data
+        use_formats=True,
+    )
+
+
+def prepare_validation(kind: DocumentKind) -> None:
+    """Compile the kind's schema now (30-60 ms) rather than for its first job."""
+    _compiled(kind)
+
+
+def passes_compiled_check(kind: DocumentKind, data: Any) -> bool:
+    """Whether the compiled schema accepts ``data`` (False: jsonschema is to decide)."""
+    try:
+        _compiled(kind)(data)
+    except Exception:  # noqa: BLE001 - a refusal or a failure alike leave the decision to jsonschema
+        return False
+    return True
 
 
 def validate_data(kind: DocumentKind, data: Any, root: str = "data") -> None:
     """Raise ``InvalidJob`` naming the most relevant offending field (jsonschema's best match)."""
-    error = best_match(_validator(kind).iter_errors(data))
-    if error is not None:
-        raise InvalidJob(_field_path(error, root), _reason(error))
+    if not passes_compiled_check(kind, data):
+        error = best_match(_validator(kind).iter_errors(data))
+        if error is not None:
+            raise InvalidJob(_field_path(error, root), _reason(error))
     _check_strings(data, root)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -31,7 +30,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kmop.demo import example_applicant
-from kmop.errors import InvalidJob, InvalidKeyPart, ObjectNotFound, StorageError
+from kmop.errors import InvalidJob, InvalidKeyPart, KmopError, ObjectNotFound, StorageError
 from kmop.jobs import DocumentJob, parse_job
 from kmop.scenario import SCENARIOS, dossier_steps
 from storage.keys import (
@@ -251,6 +250,89 @@ def test_top_level_field_of_the_wrong_kind_is_named(payload: dict[str, Any], nam
 
 
 # --- valid mutations are accepted ------------------------------------------------------------
+
+
+# --- the compiled schema is never more lenient than jsonschema --------------------------------
+
+
+def _near_misses(value: Any) -> list[Any]:
+    """Values beside ``value`` where two validators most likely disagree: equal in Python but
+    not in JSON (1 and True, 3 and 3.0), dates that do not exist, a trailing newline after a
+    pattern's ``$``, a list repeating an item, an object short of a key or with one more."""
+    if isinstance(value, bool):
+        return [int(value), float(value), None, str(value).lower()]
+    if isinstance(value, int):
+        return [float(value), value + 0.5, value == 1, -value, 10**20, str(value)]
+    if isinstance(value, float):
+        return [int(value), True, float("nan"), float("inf")]
+    if isinstance(value, str):
+        return [value + "\n", value + " ", value[:-1], "", value.upper(), "2025-02-29", "2024-02-30",
+                "0000-01-01", "2025-1-01", "x@", "@", "BE 0123.456.789", "BE68 5390 0754 7034", value * 2]
+    if isinstance(value, list):
+        return [[], value + value[:1], value[:1], [None], value + [value[0] if value else None]]
+    if isinstance(value, dict):
+        dropped = [{k: v for k, v in value.items() if k != key} for key in value]
+        return [{}, {**value, "extra": 1}, *dropped[:3]]
+    return [None]
+
+
+@st.composite
+def near_miss_data(draw: st.DrawFn) -> tuple[str, Any]:
+    payload = draw(valid_jobs)
+    data = payload["data"]
+    for _ in range(draw(st.integers(1, 2))):
+        paths = _paths(data)
+        path = draw(st.sampled_from(paths))
+        parent = _get(data, path[:-1])
+        parent[path[-1]] = draw(st.sampled_from(_near_misses(parent[path[-1]])))
+    return payload["kind"], data
+
+
+def _jsonschema_errors(kind_name: str, data: Any) -> list[str]:
+    from templates.validation import _validator
+
+    return [error.message for error in _validator(get_kind(kind_name)).iter_errors(data)]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_miss_data())
+def test_what_the_compiled_schema_accepts_jsonschema_accepts(case: tuple[str, Any]) -> None:
+    from templates.validation import passes_compiled_check
+
+    kind_name, data = case
+    if passes_compiled_check(get_kind(kind_name), data):
+        assert _jsonschema_errors(kind_name, data) == []
+
+
+@FAST
+@given(mutated_jobs())
+def test_what_the_compiled_schema_accepts_of_hostile_jobs_jsonschema_accepts(payload: dict[str, Any]) -> None:
+    from templates.validation import passes_compiled_check
+
+    if not isinstance(payload.get("kind"), str):
+        return
+    try:
+        kind = get_kind(payload["kind"])
+    except KmopError:
+        return
+    if passes_compiled_check(kind, payload.get("data")):
+        assert _jsonschema_errors(kind.name, payload.get("data")) == []
+
+
+def test_the_compiled_schema_accepts_every_valid_job_and_refuses_near_misses() -> None:
+    """Both ways, so that a compiled check refusing everything (jsonschema deciding all) or
+    accepting everything fails here."""
+    from templates.validation import passes_compiled_check
+
+    for raw in _valid_jobs():
+        job = json.loads(raw)
+        kind = get_kind(job["kind"])
+        assert passes_compiled_check(kind, job["data"]), job["kind"]
+        assert not passes_compiled_check(kind, {**job["data"], "colour": "red"})
+        date_fields = [key for key, value in job["data"].items() if isinstance(value, str)
+                       and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)]
+        for key in date_fields:  # format checks are jsonschema's own: a day that does not exist
+            assert not passes_compiled_check(kind, {**job["data"], key: "2025-02-29"}), (job["kind"], key)
 
 
 @cache

@@ -13,12 +13,16 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import time
 
 import dramatiq
 from dramatiq.middleware import Middleware
 
 from kmop.errors import KmopError
+from templates.catalog import get_kind, kind_names
+from templates.render import prepare_template
+from templates.validation import prepare_validation
 
 from .runtime import get_runtime
 
@@ -27,9 +31,22 @@ logger = logging.getLogger("kmop.worker")
 READY_MESSAGE = "worker process ready"
 
 
+def _prepare_kinds() -> None:
+    """Every kind's schema compiled and template read before its first job (about 1 s in all)."""
+    try:
+        for kind in map(get_kind, kind_names()):
+            prepare_validation(kind)
+            if not kind.countersigns:
+                prepare_template(kind)
+    except Exception:  # noqa: BLE001 - a kind that cannot be prepared fails its own jobs, visibly
+        logger.exception("worker process %d could not prepare every document kind", os.getpid())
+
+
 class WarmRuntime(Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         start = time.monotonic()
+        preparing = threading.Thread(target=_prepare_kinds, name="prepare-kinds")
+        preparing.start()  # while LibreOffice starts
         try:
             runtime = get_runtime()
             identities = runtime.pipeline.signer.identities
@@ -42,6 +59,7 @@ class WarmRuntime(Middleware):
         except Exception:  # noqa: BLE001 - a worker that cannot warm up still runs (and fails) jobs
             logger.exception("worker process %d could not start its runtime; jobs will try again", os.getpid())
             return
+        preparing.join()
         # Whatever start-up made and still holds stays for the process's life: frozen, later full
         # collections skip it (the first one came during an early job and took 60-90 ms).
         gc.collect()
