@@ -7,7 +7,10 @@ makes sure only one caller uses an instance at once.
 
 Conversions are sent over XML-RPC directly rather than through ``unoserver.client.UnoClient``:
 UnoClient cannot be given a timeout (and retries a refused connection for 40 s). The request is
-the one UnoClient sends, with the document as bytes, so the server never needs our filesystem.
+the one UnoClient sends with paths: the .docx and the PDF travel as files in the instance's own
+exchange folder (the server is our child on this machine; unoserver writes a document sent as
+bytes to a file all the same), which spares both sides encoding each into base64 XML and
+parsing it back (about 6 ms of the worker's CPU per document).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,16 +149,40 @@ class ConverterInstance:
 
         The server sends nothing until the conversion is done, so the socket timeout bounds the
         conversion itself. Raises InstanceTimedOut, InstanceGone, or ConversionError when
-        LibreOffice refused the document while the instance stays healthy.
+        LibreOffice refused the document while the instance stays healthy. Both files are
+        removed afterwards, whatever happened.
         """
+        name = uuid.uuid4().hex
+        source, target = self._exchange_dir / f"{name}.docx", self._exchange_dir / f"{name}.pdf"
+        try:
+            self._exchange_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            source.write_bytes(docx)
+        except OSError as exc:
+            source.unlink(missing_ok=True)
+            raise ConversionError(f"could not hand the document to {self.name}: {exc}") from exc
+        try:
+            self._convert_file(source, target, timeout)
+            try:
+                result = target.read_bytes()
+            except FileNotFoundError:
+                raise ConversionError(f"{self.name} wrote no PDF") from None
+        finally:
+            source.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+        if not result:
+            raise ConversionError(f"{self.name} returned no PDF")
+        self.conversions_since_start += 1
+        return result
+
+    def _convert_file(self, source: Path, target: Path, timeout: float) -> None:
         proxy = self._proxy(timeout)
         try:
             with proxy:
-                result = proxy.convert(
-                    None,  # inpath: the document travels as bytes
-                    docx,
-                    None,  # outpath: return the result
-                    "pdf",
+                proxy.convert(
+                    str(source),
+                    None,  # indata: the document is the file
+                    str(target),
+                    None,  # convert_to: the PDF is written to the target path
                     PDF_EXPORT_FILTER,
                     unoserver_filter_options(PDFA_2B_FILTER_DATA),
                     True,  # update indexes (tables of contents) before export
@@ -169,10 +197,6 @@ class ConverterInstance:
             raise InstanceGone(f"{self.name} failed and stopped answering: {_fault_reason(fault)}") from fault
         except (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError) as exc:
             raise InstanceGone(f"{self.name} did not answer: {exc!r}") from exc
-        if not isinstance(result, bytes) or not result:
-            raise ConversionError(f"{self.name} returned no PDF")
-        self.conversions_since_start += 1
-        return result
 
     def responsive(self) -> bool:
         """Whether the server answers ``info`` within a few seconds."""
@@ -300,6 +324,8 @@ class ConverterInstance:
         if self._profile_dir is not None:
             shutil.rmtree(self._profile_dir, ignore_errors=True)
             self._profile_dir = None
+        # what a conversion cut short may have left (a PDF written after its caller gave up)
+        shutil.rmtree(self._exchange_dir, ignore_errors=True)
 
     def _proxy(self, timeout: float) -> xmlrpc.client.ServerProxy:
         return xmlrpc.client.ServerProxy(
@@ -324,6 +350,10 @@ class ConverterInstance:
     @property
     def _log_path(self) -> Path:
         return self._work_dir / "unoserver.log"
+
+    @property
+    def _exchange_dir(self) -> Path:
+        return self._work_dir / "exchange"
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):

@@ -16,6 +16,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docx
 import pypdf
@@ -345,32 +346,70 @@ def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
     raise AssertionError(f"process group {group} of the killed worker is still alive")
 
 
-def test_the_pdf_travels_from_unoserver_unzipped(tmp_path: Path) -> None:
-    """The stock XML-RPC client accepts gzip, and Python's XML-RPC server (unoserver's) then
-    gzips every answer over 1,400 bytes: each PDF zipped and unzipped again over loopback."""
+def _stand_in_unoserver(convert: Callable[..., object]) -> tuple[Any, list[dict[str, Any]]]:
+    """An XML-RPC server answering one request with ``convert``, and the requests it got."""
     from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-    from conversion.instance import ConverterInstance, InstanceSettings
-    from conversion.ports import LoopbackPorts
-
-    encodings: list[str | None] = []
+    requests: list[dict[str, Any]] = []
 
     class Handler(SimpleXMLRPCRequestHandler):
         def decode_request_content(self, data: bytes) -> bytes | None:
-            encodings.append(self.headers.get("Accept-Encoding"))
+            requests.append({"accept-encoding": self.headers.get("Accept-Encoding"), "size": len(data)})
             return super().decode_request_content(data)
 
-    pdf = b"%PDF-1.7\n" + os.urandom(256 * 2**10)
     server = SimpleXMLRPCServer(("127.0.0.1", 0), Handler, logRequests=False, allow_none=True,
                                 use_builtin_types=True)
-    server.register_function(lambda *args: pdf, "convert")
+    server.register_function(convert, "convert")
     threading.Thread(target=server.handle_request, daemon=True).start()
-    settings = InstanceSettings(soffice="soffice", uno_python=sys.executable, pythonpath=tmp_path,
+    return server, requests
+
+
+def _instance_on(server: Any, work_dir: Path):
+    from conversion.instance import ConverterInstance, InstanceSettings
+    from conversion.ports import LoopbackPorts
+
+    settings = InstanceSettings(soffice="soffice", uno_python=sys.executable, pythonpath=work_dir,
                                 start_timeout=10, stop_grace=1)
-    instance = ConverterInstance("fake", tmp_path / "fake", settings, LoopbackPorts())
+    instance = ConverterInstance("fake", work_dir, settings, LoopbackPorts())
     instance._xmlrpc_port = server.server_address[1]  # this server instead of a started unoserver
+    return instance
+
+
+def test_documents_travel_as_files_in_the_instances_private_folder(tmp_path: Path) -> None:
+    """Neither the .docx nor the PDF is sent base64-encoded in XML; the files are the
+    instance's own (a folder only the service's user can enter) and gone afterwards."""
+    docx, pdf = b"PK" + os.urandom(256 * 2**10), b"%PDF-1.7\n" + os.urandom(256 * 2**10)
+    seen: dict[str, Any] = {}
+
+    def convert(inpath, indata, outpath, *rest):
+        folder = Path(inpath).parent
+        seen.update(indata=indata, docx=Path(inpath).read_bytes(), mode=folder.stat().st_mode & 0o777,
+                    same_folder=Path(outpath).parent == folder)
+        Path(outpath).write_bytes(pdf)
+        return None
+
+    server, requests = _stand_in_unoserver(convert)
     try:
-        assert instance.convert(b"docx", timeout=60) == pdf
+        assert _instance_on(server, tmp_path / "fake").convert(docx, timeout=60) == pdf
     finally:
         server.server_close()
-    assert len(encodings) == 1 and "gzip" not in (encodings[0] or "")
+    assert seen == {"indata": None, "docx": docx, "mode": 0o700, "same_folder": True}
+    assert len(requests) == 1 and requests[0]["size"] < 4096
+    assert "gzip" not in (requests[0]["accept-encoding"] or "")
+    assert list((tmp_path / "fake" / "exchange").iterdir()) == []
+
+
+def test_a_refused_conversion_leaves_no_file_behind(tmp_path: Path) -> None:
+    def convert(inpath, indata, outpath, *rest):
+        Path(outpath).write_bytes(b"%PDF-1.7 half")
+        raise RuntimeError("Could not load document")
+
+    server, _ = _stand_in_unoserver(convert)
+    instance = _instance_on(server, tmp_path / "fake")
+    instance.responsive = lambda: True  # the stand-in answers one request only
+    try:
+        with pytest.raises(ConversionError, match="Could not load document"):
+            instance.convert(b"PK not a document", timeout=60)
+    finally:
+        server.server_close()
+    assert list((tmp_path / "fake" / "exchange").iterdir()) == []
