@@ -21,6 +21,7 @@ class Settings:
     redis_namespace: str
     redis_heartbeat_timeout_ms: int
     redis_maintenance_chance: int
+    ledger_cache_seconds: int  # how long ledger events are kept in Redis for other processes; 0: not at all
     storage: str  # "s3" or "local"
     local_storage_dir: Path
     s3_endpoint: str | None
@@ -68,6 +69,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_namespace=env.get("KMOP_REDIS_NAMESPACE") or "kmop",
         redis_heartbeat_timeout_ms=int_setting(env, "KMOP_REDIS_HEARTBEAT_TIMEOUT_MS", 15_000, 1_000, 600_000),
         redis_maintenance_chance=int_setting(env, "KMOP_REDIS_MAINTENANCE_CHANCE", 100_000, 1, 1_000_000),
+        ledger_cache_seconds=int_setting(env, "KMOP_LEDGER_CACHE_SECONDS", 86_400, 0, 90 * 86_400),
         storage=_choice(env, "KMOP_STORAGE", "s3", ("s3", "local")),
         local_storage_dir=Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store"),
         s3_endpoint=env.get("KMOP_S3_ENDPOINT") or None,

@@ -295,3 +295,24 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_workers_share_events_for_as_long_as_configured(s3_store, namespace: str) -> None:
+    import redis
+
+    from kmop.settings import load_settings
+    from workers.factories import tracker_from_settings
+
+    env = {"KMOP_BROKER": "redis", "KMOP_REDIS_NAMESPACE": namespace, "KMOP_STORAGE": "s3",
+           "KMOP_S3_BUCKET": s3_store.bucket, "KMOP_LEDGER_CACHE_SECONDS": "600"}
+    ledger = tracker_from_settings(load_settings(env), s3_store).ledger
+    ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        names = list(client.scan_iter(f"{namespace}:ledger-event:*"))
+        assert len(names) == 1 and 0 < client.ttl(names[0]) <= 600
+    finally:
+        client.close()
+    off = tracker_from_settings(load_settings({**env, "KMOP_LEDGER_CACHE_SECONDS": "0"}), s3_store).ledger
+    assert off.shared_cache is None
+    assert tracker_from_settings(load_settings({**env, "KMOP_BROKER": "stub"}), s3_store).ledger.shared_cache is None

@@ -39,8 +39,8 @@ def tracker_from_settings(settings: Settings, store: DocumentStore) -> Tracker:
     if settings.broker != "redis":
         return Tracker(Ledger(store))
     client = redis.Redis.from_url(settings.redis_url)
-    return Tracker(Ledger(
-        store,
-        lock=RedisDossierLock(client, settings.redis_namespace),
-        shared_cache=RedisEventCache(client, settings.redis_namespace, store_scope(settings)),
-    ))
+    shared_cache = None
+    if settings.ledger_cache_seconds:
+        shared_cache = RedisEventCache(client, settings.redis_namespace, store_scope(settings),
+                                       settings.ledger_cache_seconds)
+    return Tracker(Ledger(store, lock=RedisDossierLock(client, settings.redis_namespace), shared_cache=shared_cache))

@@ -23,9 +23,9 @@ import redis
 
 logger = logging.getLogger("kmop.event_cache")
 
-#: How long a cached event is kept: a dossier's steps are weeks apart, a cold one is read
-#: from the store again.
-TTL_SECONDS = 14 * 86_400
+#: How long a cached event is kept (``KMOP_LEDGER_CACHE_SECONDS``): a day holds the steps that
+#: follow each other quickly and the reads after them; an older dossier is read from the store.
+TTL_SECONDS = 86_400
 
 
 #: An event as the store lists it: its key and its entity tag (``DocumentStore.list_tagged``).
