@@ -43,4 +43,5 @@ def tracker_from_settings(settings: Settings, store: DocumentStore) -> Tracker:
     if settings.ledger_cache_seconds:
         shared_cache = RedisEventCache(client, settings.redis_namespace, store_scope(settings),
                                        settings.ledger_cache_seconds)
-    return Tracker(Ledger(store, lock=RedisDossierLock(client, settings.redis_namespace), shared_cache=shared_cache))
+    lock = RedisDossierLock(client, settings.redis_namespace)
+    return Tracker(Ledger(store, lock=lock, shared_cache=shared_cache))

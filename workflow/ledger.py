@@ -218,7 +218,8 @@ class Ledger:
         """Extend what we saw by the event we created, when we saw exactly the history it extends."""
         seen = self._cached(dossier_id)
         if len(seen.events) == len(history) and (not history or seen.events[-1].hash == history[-1].hash):
-            self._remember(dossier_id, _Seen([*history, event], [*seen.entries, (event_key(dossier_id, event.sequence), etag)]))
+            entry = (event_key(dossier_id, event.sequence), etag)
+            self._remember(dossier_id, _Seen([*history, event], [*seen.entries, entry]))
 
     def find(self, dossier_id: str, idempotency_key: str) -> Event | None:
         for event in self.history(dossier_id):
