@@ -13,6 +13,21 @@ from storage.keys import document_key, event_key, events_prefix
 from workflow.ledger import GENESIS, Ledger, LedgerCorrupted
 
 
+class CountingGets:
+    """The store, counting the objects read from it."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.gets = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def get(self, key: str) -> bytes:
+        self.gets += 1
+        return self.store.get(key)
+
+
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "local":
@@ -97,22 +112,15 @@ def test_altered_event_is_detected(tmp_path: Path) -> None:
 def test_a_reader_fetches_only_events_it_has_not_verified_yet(tmp_path: Path) -> None:
     from storage.local import LocalFolderStore
 
-    class CountingStore(LocalFolderStore):
-        gets = 0
-
-        def get(self, key: str) -> bytes:
-            CountingStore.gets += 1
-            return super().get(key)
-
-    store = CountingStore(tmp_path / "store")
+    store = CountingGets(LocalFolderStore(tmp_path / "store"))
     writer, reader = Ledger(store), Ledger(store)
     for number in range(3):
         writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
     assert [e.idempotency_key for e in reader.history("D-1")] == ["k0", "k1", "k2"]
-    CountingStore.gets = 0
-    assert len(reader.history("D-1")) == 3 and CountingStore.gets == 0
+    store.gets = 0
+    assert len(reader.history("D-1")) == 3 and store.gets == 0
     writer.append("D-1", "document_stored", "k3", "applicant", {"n": 3})
-    assert reader.history("D-1")[-1].idempotency_key == "k3" and CountingStore.gets == 1
+    assert reader.history("D-1")[-1].idempotency_key == "k3" and store.gets == 1
 
 
 def test_a_caching_reader_still_sees_events_removed(tmp_path: Path) -> None:
@@ -172,21 +180,6 @@ def test_redis_lock_serialises_racing_appends_on_s3(s3_store) -> None:
 
 
 # Events shared between processes through Redis (workflow.event_cache)
-
-
-class CountingGets:
-    """The store, counting the objects read from it."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self.gets = 0
-
-    def __getattr__(self, name: str):
-        return getattr(self.store, name)
-
-    def get(self, key: str) -> bytes:
-        self.gets += 1
-        return self.store.get(key)
 
 
 def change_past_the_store(store, key: str, change) -> None:
@@ -276,25 +269,26 @@ def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, even
     assert Ledger(CountingGets(s3_store), shared_cache=event_cache()).history("D-1")[0].payload == {"n": 1}
 
 
+def test_an_event_listed_without_a_tag_is_neither_kept_nor_answered(event_cache) -> None:
+    cache = event_cache()
+    cache.put_many({("dossiers/D-1/events/00000001.json", ""): b"{}",
+                    ("dossiers/D-1/events/00000002.json", '"t2"'): b"{}"})
+    assert cache.get_many([("dossiers/D-1/events/00000001.json", ""),
+                           ("dossiers/D-1/events/00000002.json", '"t2"')]) == [None, b"{}"]
+
+
 def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFixture) -> None:
     import redis
 
+    from tests.processes import free_port
     from workflow.event_cache import RedisEventCache
 
-    unreachable = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)  # nothing listens
     ledger = Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store"))
     first, created = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
     assert created
     assert Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store")).history("D-1") == [first]
     assert "ledger event cache unavailable" in caplog.text
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_workers_share_events_for_as_long_as_configured(s3_store, namespace: str) -> None:

@@ -47,6 +47,7 @@ class RedisEventCache:
 
     The entity tag is part of the name, so an event whose stored content was changed (its tag
     changes with it) is never answered from here: the store is read and the change reported.
+    An event listed without a tag (a server that gives none) is neither kept nor answered.
     ``scope`` names the store the events come from (an endpoint and bucket, a folder), so that
     two stores holding the same dossier never share entries.
     """
@@ -57,15 +58,18 @@ class RedisEventCache:
         self._prefix = f"{namespace}:ledger-event:{hashlib.sha256(scope.encode()).hexdigest()[:16]}:"
 
     def get_many(self, entries: Sequence[Entry]) -> list[bytes | None]:
-        if not entries:
-            return []
+        tagged = [entry for entry in entries if entry[1]]  # without a tag a copy could be stale
+        if not tagged:
+            return [None] * len(entries)
         try:
-            return list(self.client.mget([self._name(entry) for entry in entries]))
+            found = dict(zip(tagged, self.client.mget([self._name(entry) for entry in tagged])))
         except redis.RedisError as exc:
             logger.warning("ledger event cache unavailable (%s); reading the store", exc)
             return [None] * len(entries)
+        return [found.get(entry) for entry in entries]
 
     def put_many(self, events: Mapping[Entry, bytes]) -> None:
+        events = {entry: raw for entry, raw in events.items() if entry[1]}
         if not events:
             return
         try:

@@ -190,15 +190,14 @@ class Ledger:
             fetched = dict(zip(new, _fetch(self.store, keys)))
             events = _chained(dossier_id, seen.events, keys, list(fetched.values()))
         if self.shared_cache is not None:
-            self.shared_cache.put_many({entry: raw for entry, raw in fetched.items() if entry[1]})
+            self.shared_cache.put_many(fetched)
         self._remember(dossier_id, _Seen(events, listing))
         return events
 
     def _shared_events(self, entries: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
-        tagged = [entry for entry in entries if entry[1]]  # an untagged copy could be stale
-        if self.shared_cache is None or not tagged:
+        if self.shared_cache is None or not entries:
             return {}
-        return {entry: raw for entry, raw in zip(tagged, self.shared_cache.get_many(tagged)) if raw is not None}
+        return {entry: raw for entry, raw in zip(entries, self.shared_cache.get_many(entries)) if raw is not None}
 
     def _cached(self, dossier_id: str) -> _Seen:
         with self._cache_lock:
@@ -260,7 +259,7 @@ class Ledger:
                                                {"idempotency-key": idempotency_key}).etag
                 except ObjectExists:
                     continue
-            if self.shared_cache is not None and etag:
+            if self.shared_cache is not None:
                 self.shared_cache.put_many({(key, etag): raw})
             event = Event(**body)
             self._remember_appended(dossier_id, history, event, etag)
