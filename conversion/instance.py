@@ -34,6 +34,7 @@ from conversion.export_options import (
     PDFA_2B_FILTER_DATA,
     unoserver_filter_options,
 )
+from conversion.memory import process_tree, resident_bytes
 from conversion.ports import LoopbackPorts
 from conversion.processes import kill_process_group, terminate_process_group, watch_group
 from conversion.samples import one_line_docx
@@ -93,7 +94,11 @@ class ConverterInstance:
         self._profile_dir: Path | None = None
         self._xmlrpc_port = 0
         self._generation = 0
+        self._tree: list[int] = []
         self.conversions_since_start = 0
+        #: Resident memory of unoserver and its LibreOffice after the last conversion (bytes;
+        #: 0 where ``/proc`` cannot be read).
+        self.resident_bytes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -172,6 +177,7 @@ class ConverterInstance:
         if not result:
             raise ConversionError(f"{self.name} returned no PDF")
         self.conversions_since_start += 1
+        self.resident_bytes = self._measure_memory()
         return result
 
     def _convert_file(self, source: Path, target: Path, timeout: float) -> None:
@@ -209,6 +215,16 @@ class ConverterInstance:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _measure_memory(self) -> int:
+        process = self._process
+        if process is None:
+            return 0
+        measured = resident_bytes(self._tree) if self._tree else None
+        if measured is None:  # first measurement, or a process of the tree has gone
+            self._tree = process_tree(process.pid)
+            measured = resident_bytes(self._tree)
+        return measured or 0
+
     def _spawn(self) -> subprocess.Popen[bytes]:
         self._generation += 1
         xmlrpc_port, uno_port = self._ports.reserve(2)
@@ -228,7 +244,7 @@ class ConverterInstance:
         try:
             with self._log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    command,
+                    _under_normal_scheduling(command),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
@@ -318,6 +334,8 @@ class ConverterInstance:
         if self._process is not None:
             kill_process_group(self._process)
             self._process = None
+        self._tree = []
+        self.resident_bytes = 0
         if self._reserved_ports:
             self._ports.release(self._reserved_ports)
             self._reserved_ports = ()
@@ -373,6 +391,22 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         connection = super().make_connection(host)
         connection.timeout = self._timeout
         return connection
+
+
+def _under_normal_scheduling(command: list[str]) -> list[str]:
+    """``command`` run under Linux's normal scheduling policy, whatever the starting thread's.
+
+    A child inherits its parent thread's policy; a worker's threads run under ``SCHED_BATCH``
+    (``workers.scheduling``) so that they yield to LibreOffice, which must not yield in turn.
+    ``chrt`` (util-linux) execs the command, so the process keeps its pid and group.
+    """
+    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) == os.SCHED_OTHER:
+        return command
+    chrt = shutil.which("chrt")
+    if chrt is None:
+        logger.warning("chrt (util-linux) not found: LibreOffice inherits this thread's scheduling policy")
+        return command
+    return [chrt, "--other", "0", *command]
 
 
 def _fault_reason(fault: xmlrpc.client.Fault) -> str:

@@ -34,8 +34,10 @@ class Settings:
     converter_pool_size: int
     conversion_timeout: float
     converter_max_conversions: int
+    converter_max_memory_mb: int
     job_time_limit_ms: int
     job_max_retries: int
+    worker_scheduling: str  # "batch" or "normal" (see workers/scheduling.py)
 
 
 def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -81,7 +83,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tsa_url=env.get("KMOP_TSA_URL") or None,
         converter_pool_size=int_setting(env, "KMOP_CONVERTER_POOL_SIZE", 1, 1, 64),
         conversion_timeout=float(timeout),
-        converter_max_conversions=int_setting(env, "KMOP_CONVERTER_MAX_CONVERSIONS", 100, 1, 100_000),
+        converter_max_conversions=int_setting(env, "KMOP_CONVERTER_MAX_CONVERSIONS", 1000, 1, 100_000),
+        converter_max_memory_mb=int_setting(env, "KMOP_CONVERTER_MAX_MEMORY_MB", 512, 64, 1_048_576),
         job_time_limit_ms=int_setting(env, "KMOP_JOB_TIME_LIMIT_MS", (timeout + 120) * 1000, 1000, 86_400_000),
         job_max_retries=int_setting(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
+        worker_scheduling=_choice(env, "KMOP_WORKER_SCHEDULING", "batch", ("batch", "normal")),
     )

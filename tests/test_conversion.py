@@ -121,17 +121,44 @@ def test_two_threads_convert_at_once_on_a_pool_of_two(pool: ConverterPool, tmp_p
 # -- supervision ---------------------------------------------------------------------------
 
 
-def test_instance_is_recycled_after_max_conversions() -> None:
-    with ConverterPool(size=1, max_conversions=2) as pool:
+@pytest.mark.parametrize(("limit", "documents"), [
+    ({"max_conversions": 2}, 3),  # replaced after its second document
+    ({"max_memory_mb": 100}, 2),  # a LibreOffice that has converted holds well over 100 MB
+], ids=["count", "memory"])
+def test_worn_instance_is_replaced_by_one_started_ahead(limit: dict[str, int], documents: int) -> None:
+    with ConverterPool(size=1, **limit) as pool:
         first_group = pool.process_group_ids()
 
-        pdfs = [pool.convert(make_docx(f"Document {number}")) for number in range(3)]
+        pdfs = [pool.convert(make_docx(f"Document {number}")) for number in range(documents)]
 
         assert all(pdf.startswith(b"%PDF") for pdf in pdfs)
         # the replacement was started while the worn instance still converted, then swapped in
-        assert pool.stats() == PoolStats(size=1, conversions=3, restarts=1, timeouts=0, crashes=0, prestarted=1)
+        assert pool.stats() == PoolStats(size=1, conversions=documents, restarts=1, timeouts=0, crashes=0,
+                                         prestarted=1)
         assert pool.process_group_ids() != first_group
         wait_until_dead(first_group)  # the worn instance is retired, not left running
+
+
+def test_instance_memory_is_measured_over_unoserver_and_its_libreoffice(pool: ConverterPool) -> None:
+    measured = pool.resident_bytes()
+
+    assert sorted(measured) == sorted(pool.process_group_ids())
+    for group, resident in measured.items():
+        members = live_processes(lambda pid, member_group, cmdline: member_group == group)
+        assert any("soffice.bin" in member for member in members)
+        now = sum(int(Path(f"/proc/{member.split()[0]}/statm").read_text().split()[1]) for member in members)
+        assert resident > 100 * 2**20  # a LibreOffice that has converted holds well over 100 MB
+        assert abs(now * os.sysconf("SC_PAGE_SIZE") - resident) < 0.3 * resident
+
+
+def test_instance_within_its_memory_limit_and_count_is_kept(pool: ConverterPool) -> None:
+    groups, before = pool.process_group_ids(), pool.stats()
+
+    for number in range(3 * pool.size):
+        pool.convert(make_docx(f"Document {number}"))
+
+    assert pool.stats().restarts == before.restarts
+    assert pool.process_group_ids() == groups
 
 
 def test_killed_instances_are_replaced_before_the_next_conversion(pool: ConverterPool) -> None:

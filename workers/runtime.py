@@ -50,6 +50,7 @@ def build_runtime(settings: Settings) -> Runtime:
         size=settings.converter_pool_size,
         conversion_timeout=settings.conversion_timeout,
         max_conversions=settings.converter_max_conversions,
+        max_memory_mb=settings.converter_max_memory_mb,
     )
     pool.start()
     return Runtime(store, Pipeline(store, pool, signer, tracker_from_settings(settings, store)), pool)
