@@ -38,6 +38,7 @@ from conversion.memory import process_tree, resident_bytes
 from conversion.ports import LoopbackPorts
 from conversion.processes import kill_process_group, terminate_process_group, watch_group
 from conversion.samples import one_line_docx
+from conversion.scheduling import under_normal_policy
 from kmop.errors import ConversionError
 
 logger = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ class ConverterInstance:
         try:
             with self._log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    _under_normal_scheduling(command),
+                    under_normal_policy(command),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
@@ -391,22 +392,6 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         connection = super().make_connection(host)
         connection.timeout = self._timeout
         return connection
-
-
-def _under_normal_scheduling(command: list[str]) -> list[str]:
-    """``command`` run under Linux's normal scheduling policy, whatever the starting thread's.
-
-    A child inherits its parent thread's policy; a worker's threads run under ``SCHED_BATCH``
-    (``workers.scheduling``) so that they yield to LibreOffice, which must not yield in turn.
-    ``chrt`` (util-linux) execs the command, so the process keeps its pid and group.
-    """
-    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) == os.SCHED_OTHER:
-        return command
-    chrt = shutil.which("chrt")
-    if chrt is None:
-        logger.warning("chrt (util-linux) not found: LibreOffice inherits this thread's scheduling policy")
-        return command
-    return [chrt, "--other", "0", *command]
 
 
 def _fault_reason(fault: xmlrpc.client.Fault) -> str:

@@ -17,6 +17,7 @@ from types import TracebackType
 from conversion.executables import find_soffice, find_uno_python, unoserver_pythonpath
 from conversion.instance import ConverterInstance, InstanceGone, InstanceSettings, InstanceTimedOut
 from conversion.ports import LoopbackPorts
+from conversion.scheduling import normal_policy
 from kmop.errors import ConversionError, ConversionTimeout
 
 logger = logging.getLogger(__name__)
@@ -211,12 +212,13 @@ class ConverterPool:
         limit = self.conversion_timeout if timeout is None else timeout
         if limit <= 0:
             raise ValueError(f"timeout must be positive, got {limit}")
-        instance = self._acquire()
-        try:
-            instance = self._prepare(instance)
-            return self._convert_on(instance, docx, limit)
-        finally:
-            self._release(instance)
+        with normal_policy():  # an instance idles until its caller runs (conversion.scheduling)
+            instance = self._acquire()
+            try:
+                instance = self._prepare(instance)
+                return self._convert_on(instance, docx, limit)
+            finally:
+                self._release(instance)
 
     def stats(self) -> PoolStats:
         with self._stats_lock:

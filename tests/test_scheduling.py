@@ -1,17 +1,20 @@
 """Worker threads run under SCHED_BATCH so that they do not preempt LibreOffice, which keeps the
-normal policy (workers/scheduling.py, conversion.instance._under_normal_scheduling)."""
+normal policy, as does a thread while it hands LibreOffice a document (workers/scheduling.py,
+conversion/scheduling.py)."""
 
 from __future__ import annotations
 
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from conversion import ConverterPool
 from conversion.memory import process_tree
+from conversion.scheduling import normal_policy
 from tests.processes import Worker, worker_env
 from tests.test_conversion import make_docx
 
@@ -49,24 +52,63 @@ def test_worker_threads_yield_to_libreoffice_which_keeps_the_normal_policy(
         worker.stop(timeout=60)
 
 
-def test_libreoffice_started_from_a_batch_thread_runs_under_the_normal_policy() -> None:
-    """What a worker thread does when it recycles an instance."""
-    groups: list[int] = []
-    failures: list[BaseException] = []
+def test_libreoffice_and_the_thread_handing_it_a_document_run_under_the_normal_policy() -> None:
+    """A worker thread (SCHED_BATCH) starts a pool, as when it recycles an instance, and converts:
+    LibreOffice runs under the normal policy, and so does the thread while it waits for the PDF."""
+    outcome: dict[str, object] = {}
+    converting = threading.Event()
 
-    def start_pool() -> None:
+    def convert_from_a_batch_thread() -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # this thread only
         try:
             with ConverterPool(size=1) as pool:
-                pool.convert(make_docx("from a batch thread"))
-                groups.extend(pool.process_group_ids())
-                for pid in process_tree(groups[0]):
-                    assert _policies(pid) == {os.SCHED_OTHER}, Path(f"/proc/{pid}/cmdline").read_text()
+                outcome["groups"] = pool.process_group_ids()
+                outcome["libreoffice"] = {policy for pid in process_tree(pool.process_group_ids()[0])
+                                          for policy in _policies(pid)}
+                converting.set()
+                pool.convert(make_docx(*[f"Regel {number}" for number in range(2000)]))  # a few pages
+                outcome["after"] = os.sched_getscheduler(0)
         except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+            outcome["failure"] = exc
+        finally:
+            converting.set()
 
-    thread = threading.Thread(target=start_pool)
+    thread = threading.Thread(target=convert_from_a_batch_thread)
     thread.start()
+    converting.wait(120)
+    during = set()
+    while thread.is_alive():
+        try:
+            during.add(os.sched_getscheduler(thread.native_id))
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
     thread.join(120)
 
-    assert failures == [] and len(groups) == 1
+    assert "failure" not in outcome, outcome.get("failure")
+    assert outcome["libreoffice"] == {os.SCHED_OTHER}
+    assert os.SCHED_OTHER in during  # handing the document over and waiting for the PDF
+    assert outcome["after"] == os.SCHED_BATCH  # its own policy again afterwards
+
+
+def test_normal_policy_block_restores_the_threads_own_policy_also_after_an_error() -> None:
+    seen: list[int] = []
+
+    def run() -> None:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        try:
+            with normal_policy():
+                seen.append(os.sched_getscheduler(0))
+                raise ValueError("inside")
+        except ValueError:
+            seen.append(os.sched_getscheduler(0))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        with normal_policy():  # a thread under the normal policy already: nothing changes
+            seen.append(os.sched_getscheduler(0))
+        seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+
+    assert seen == [os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_OTHER, os.SCHED_OTHER]
