@@ -57,6 +57,23 @@ REVALIDATE_AFTER = 300.0
 logger = logging.getLogger(__name__)
 
 
+class _OfflineRevocationAsConfigured(logging.Filter):
+    """Drops pyHanko's warning that a B-LT(A) signature embeds validation data without fetching.
+
+    That is what an identities file with ``"fetch": false`` asks for: the revocation data it
+    lists is embedded, and at those levels the signer's certificate must be shown unrevoked by
+    it before anything is signed (``revocation_mode="require"``), so data that is missing fails
+    the signature rather than a warning. pyHanko logs it for every such signature.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_OFFLINE_REVOCATION_WARNING)
+
+
+_OFFLINE_REVOCATION_WARNING = "Validation/revocation info will be embedded, but fetching is not allowed"
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_OfflineRevocationAsConfigured())
+
+
 class DocumentSigner:
     """Signs documents as the role a policy names, with that role's configured identity.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ from pypdf import PdfReader, PdfWriter
 
 from kmop.errors import SigningError
 from signing.devpki import PASSPHRASE_ENV, generate_dev_pki
-from signing.identities import IdentityStore
+from signing.identities import IdentityStore, RevocationSources
 from signing.policy import PadesLevel, SignaturePolicy, policy_for
 from signing.roles import Role
 from signing.signer import DocumentSigner
@@ -225,3 +226,23 @@ def test_signed_attributes_encoded_once_are_those_pyhanko_builds(signed: bytes, 
                     and c.chosen.serial_number == tsa_info["sid"].chosen["serial_number"].native)
     assert (find_unique_cms_attribute(tsa_info["signed_attrs"], "signing_certificate").dump()
             == as_signing_certificate(tsa_cert).dump())
+
+
+def test_long_term_signature_with_configured_offline_revocation_logs_no_warning(
+    signer: DocumentSigner, blank_pdf: bytes, identities: IdentityStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert not identities.revocation.fetch  # the development PKI lists its CRL and fetches nothing
+    with caplog.at_level(logging.WARNING):
+        signed = signer.sign(blank_pdf, policy_for("registration_certificate"), field_name="Agency", reason="test")
+
+    assert verify_pdf(signed, identities.trust_roots).ok
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+def test_long_term_signature_without_the_revocation_data_it_may_not_fetch_is_refused(pki, blank_pdf: bytes) -> None:
+    identities = IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: PASSPHRASE})
+    identities.revocation = RevocationSources(crls=(), ocsps=(), fetch=False)  # the CRL left out
+    signer = DocumentSigner(identities, timestamper_for(None, identities))
+
+    with pytest.raises(SigningError, match="no revocation information"):
+        signer.sign(blank_pdf, policy_for("registration_certificate"), field_name="Agency", reason="test")
