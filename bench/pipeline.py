@@ -1,7 +1,7 @@
 """Pipeline benchmark: where the time goes, and how close the whole pipeline comes to the
 converter's own limit. Prints figures and ratios measured in one run on this machine.
 
-    python -m bench.pipeline [--rounds 5] [--load-rounds 20] [--memory-rounds 50]
+    python -m bench.pipeline [--rounds 5] [--load-rounds 20] [--memory-rounds 180]
 
 Workload (bench/workload.py): the six documents of a dossier with realistic data, the
 preparation pack 20 pages long; ``--rounds`` times for the stages and the naive pipeline,
@@ -45,12 +45,14 @@ from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from storage.s3 import S3Store
 from templates.render import render_docx
-from workflow.ledger import Ledger
+from workflow.ledger import CACHED_DOSSIERS, Ledger
 from workflow.tracker import Tracker
 
 STAGES = ("render", "convert", "sign", "store", "record")
 #: Times each kind runs alone through the workers; all but the first are measured.
 SINGLE_ROUNDS = 4
+#: Documents between two memory readings of the in-process run.
+MEMORY_SAMPLE_EVERY = 120
 #: Runs of two worker processes, each followed by a measurement of the floor (one before them).
 TWO_PROCESS_RUNS = 2
 
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="times the six documents for the stages and the naive pipeline (default 5)")
     parser.add_argument("--load-rounds", type=int, default=20,
                         help="times the six documents for the throughput runs (default 20)")
-    parser.add_argument("--memory-rounds", type=int, default=50,
-                        help="times the six documents for the in-process memory run (default 50)")
+    parser.add_argument("--memory-rounds", type=int, default=180,
+                        help="times the six documents for the in-process memory run (default 180)")
     args = parser.parse_args(argv)
     from tests.s3server import MotoServer
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             memory: list[tuple[int, float]] = []
             for index, raw in enumerate(workload("memory", args.memory_rounds, tracker), start=1):
                 pipeline.run(parse_job(raw))
-                if index % 60 == 0:
+                if index % MEMORY_SAMPLE_EVERY == 0:
                     memory.append((index, rss(os.getpid()) / 2**20))
 
             # -- signing per PAdES level --------------------------------------------------
@@ -257,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     say("\nmemory")
     if memory:
         say("  in process, one pipeline over " + f"{memory[-1][0]} documents: "
-            + ", ".join(f"{n}: {mb:.0f} MB" for n, mb in memory)
-            + (f" (after {memory[1][0]}: {(memory[-1][1] - memory[1][1]) / memory[1][1]:+.0%})" if len(memory) > 2 else ""))
+            + ", ".join(f"{n}: {mb:.0f} MB" for n, mb in memory))
+        # the ledger keeps the events of its last CACHED_DOSSIERS dossiers (one per document here)
+        full = next(((n, mb) for n, mb in memory if n >= CACHED_DOSSIERS), None)
+        if full is not None and full != memory[-1]:
+            say(f"  from {full[0]} documents (the ledger's cache of {CACHED_DOSSIERS} dossiers full) to "
+                f"{memory[-1][0]}: {(memory[-1][1] - full[1]) / full[1]:+.1%}")
     for n, report in loads.items():
         for name, figures in report.worker_memory.items():
             say(f"  {n} process(es), {name}: peak {figures['peak_mb']:.0f} MB")
