@@ -218,11 +218,13 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
     def take_sample() -> None:
         """Memory of the worker processes and LibreOffice instances, and CPU used since the
-        run began by them and the S3 server (start-up excluded)."""
+        run began by them and the S3 server (the workers' start-up excluded; a LibreOffice
+        started during the run, a recycled instance's successor, counts whole)."""
         nonlocal converter_peak
         assert worker.process is not None
         now = time.monotonic() - start
         table = process_table()
+        first_sample = not cpu_last
         for pid in descendants(worker.process.pid, table):
             parent, command, ticks = table[pid]
             if parent == worker.process.pid:
@@ -232,7 +234,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
                 group = "LibreOffice with unoserver"
                 if "soffice" in command:
                     converter_peak = max(converter_peak, rss(pid))
-            cpu_first.setdefault(pid, ticks)
+            cpu_first.setdefault(pid, ticks if first_sample else 0)
             cpu_last[pid] = (group, ticks)
         if s3_pid is not None and s3_pid in table:
             cpu_first.setdefault(s3_pid, table[s3_pid][2])
