@@ -9,6 +9,7 @@ nothing left to do) and close the broker, which wakes its consumers.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import dramatiq
@@ -140,3 +141,26 @@ def test_a_failed_announcement_does_not_fail_the_enqueue(namespace: str, broker:
     client = redis.Redis.from_url(REDIS_URL)
     assert client.llen(f"{namespace}:work") == 1
     client.close()
+
+
+def test_an_enqueue_wakes_only_the_consumers_of_its_queue(broker: WakingRedisBroker) -> None:
+    work, other, last = threading.Event(), threading.Event(), threading.Event()
+    broker.wakeups.register("work", work)
+    broker.wakeups.register("other", other)
+    broker.wakeups.register("last", last)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while broker.wakeups.subscriptions < 1:  # the subscription's confirmation wakes everyone once
+            assert time.monotonic() < deadline, "the wake-up listener did not subscribe"
+            time.sleep(0.01)
+        for flag in (work, other, last):
+            flag.clear()
+
+        broker.wakeups.publish("work")
+        broker.wakeups.publish("last")  # announcements are handled in order: "work" before it
+
+        assert last.wait(WAIT_S) and work.is_set()
+        assert not other.is_set()
+    finally:
+        for queue, flag in (("work", work), ("other", other), ("last", last)):
+            broker.wakeups.unregister(queue, flag)

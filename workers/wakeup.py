@@ -6,9 +6,11 @@ idle system waits for the next look, and a worker thread that finishes a job wai
 consumer's next look before it gets another one. A short timeout trades that wait for idle CPU
 (two idle processes polling every 50 ms use a tenth of a core).
 
-Here the broker publishes on a Redis channel after every enqueue; one listener thread per
-process subscribes to it and wakes that process's consumers, and an ack or nack wakes the
-consumer that handed the message out. A consumer that finds nothing waits for a wake-up, at
+Here the broker publishes the queue's name on a Redis channel after every enqueue; one
+listener thread per process subscribes to it and wakes that process's consumers of that queue
+(a worker also consumes the delay queues and the webhooks' queues: waking them all made three
+useless fetches per process for every job), and an ack or nack wakes the consumer that handed
+the message out. A consumer that finds nothing waits for a wake-up, at
 most the worker timeout, which is left as the fallback poll: for producers that enqueue with a
 plain dramatiq broker (they do not publish) and while the listener reconnects. No wake-up is
 lost: a consumer clears its flag before it looks at the queue, so a wake-up that arrives while
@@ -38,7 +40,7 @@ class Wakeups:
         self._client = client
         self.channel = channel
         self._lock = threading.Lock()
-        self._waiting: set[threading.Event] = set()
+        self._waiting: dict[str, set[threading.Event]] = {}
         self._listener: threading.Thread | None = None
         self._pubsub: Any = None
         self._closed = threading.Event()
@@ -54,20 +56,26 @@ class Wakeups:
             logger.warning("could not announce a message on %s (%s); consumers will find it by polling",
                            queue_name, exc)
 
-    def register(self, flag: threading.Event) -> None:
+    def register(self, queue_name: str, flag: threading.Event) -> None:
         with self._lock:
-            self._waiting.add(flag)
+            self._waiting.setdefault(queue_name, set()).add(flag)
             if self._listener is None and not self._closed.is_set():
                 self._listener = threading.Thread(target=self._listen, name="kmop-wakeups", daemon=True)
                 self._listener.start()
 
-    def unregister(self, flag: threading.Event) -> None:
+    def unregister(self, queue_name: str, flag: threading.Event) -> None:
         with self._lock:
-            self._waiting.discard(flag)
+            self._waiting.get(queue_name, set()).discard(flag)
+
+    def wake(self, queue_name: str) -> None:
+        with self._lock:
+            flags = list(self._waiting.get(queue_name, ()))
+        for flag in flags:
+            flag.set()
 
     def wake_all(self) -> None:
         with self._lock:
-            flags = list(self._waiting)
+            flags = [flag for queue_flags in self._waiting.values() for flag in queue_flags]
         for flag in flags:
             flag.set()
 
@@ -87,9 +95,12 @@ class Wakeups:
                 self._pubsub = pubsub = self._client.pubsub()
                 pubsub.subscribe(self.channel)
                 for message in pubsub.listen():
-                    if message["type"] == "subscribe":
+                    if message["type"] == "message":
+                        data = message["data"]
+                        self.wake(data.decode() if isinstance(data, bytes) else str(data))
+                    elif message["type"] == "subscribe":
                         self.subscriptions += 1
-                    self.wake_all()
+                        self.wake_all()
             except (redis.ConnectionError, redis.TimeoutError, ValueError, AttributeError) as exc:
                 # ValueError/AttributeError: redis-py's answer to a pubsub closed under it.
                 if self._closed.is_set():
@@ -110,7 +121,7 @@ class WakingConsumer(_RedisConsumer):
         self.wait_seconds = timeout / 1000
         self.woken = threading.Event()
         self.wakeups = broker.wakeups
-        self.wakeups.register(self.woken)
+        self.wakeups.register(queue_name, self.woken)
 
     def __next__(self) -> Any:
         self.woken.clear()
@@ -132,7 +143,7 @@ class WakingConsumer(_RedisConsumer):
             self.woken.set()
 
     def close(self) -> None:
-        self.wakeups.unregister(self.woken)
+        self.wakeups.unregister(self.queue_name, self.woken)
         super().close()
 
 
