@@ -8,8 +8,8 @@ consumer's next look before it gets another one. A short timeout trades that wai
 
 Here the broker publishes the queue's name on a Redis channel after every enqueue; one
 listener thread per process subscribes to it and wakes that process's consumers of that queue
-(a worker also consumes the delay queues and the webhooks' queues: waking them all made three
-useless fetches per process for every job), and an ack or nack wakes the consumer that handed
+(a worker also consumes the delay queues and the webhooks' queues: waking them all too cost
+2.9 instead of 2.1 fetches, each a Lua script in Redis, per job in a load run), and an ack or nack wakes the consumer that handed
 the message out. A consumer that finds nothing waits for a wake-up, at
 most the worker timeout, which is left as the fallback poll: for producers that enqueue with a
 plain dramatiq broker (they do not publish) and while the listener reconnects. No wake-up is
