@@ -22,14 +22,16 @@ def process_tree(leader: int) -> list[int]:
     pending = [leader]
     while pending:
         pid = pending.pop()
-        tasks = _PROC / str(pid) / "task"
         try:
-            children = [child for task in tasks.iterdir()
-                        for child in (task / "children").read_text().split()]
+            tasks = list((_PROC / str(pid) / "task").iterdir())
         except OSError:
             continue  # gone, or no /proc
         tree.append(pid)
-        pending.extend(int(child) for child in children)
+        for task in tasks:
+            try:
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                pass  # the thread ended, or the kernel lists no children (CONFIG_PROC_CHILDREN)
     return tree
 
 

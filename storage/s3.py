@@ -92,7 +92,7 @@ class S3Store:
         )
         session = botocore.session.get_session()
         # Nothing here reads a response's timestamps (LastModified); kept as the server's text
-        # they cost nothing, while dateutil parsing them was half the CPU of listing a dossier.
+        # they cost nothing, while dateutil parsing them was a fifth of the CPU of a listing.
         session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp_as_text)
         client = boto3.session.Session(botocore_session=session).client(
             "s3",

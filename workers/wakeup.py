@@ -8,13 +8,14 @@ consumer's next look before it gets another one. A short timeout trades that wai
 
 Here the broker publishes the queue's name on a Redis channel after every enqueue; one
 listener thread per process subscribes to it and wakes that process's consumers of that queue
-(a worker also consumes the delay queues and the webhooks' queues: waking them all too cost
-2.9 instead of 2.1 fetches, each a Lua script in Redis, per job in a load run), and an ack or nack wakes the consumer that handed
-the message out. A consumer that finds nothing waits for a wake-up, at
-most the worker timeout, which is left as the fallback poll: for producers that enqueue with a
-plain dramatiq broker (they do not publish) and while the listener reconnects. No wake-up is
-lost: a consumer clears its flag before it looks at the queue, so a wake-up that arrives while
-it looks makes it look again.
+(a worker also consumes the delay queues and the webhooks' queues: waking them all too cost 2.9
+instead of 2.1 fetches per job in a load run, each a Lua script in Redis), and an ack or nack
+wakes the consumer that handed the message out. A consumer that finds nothing waits for a
+wake-up, at most the worker timeout, which is left as the fallback poll: for producers that
+enqueue with a plain dramatiq broker (they do not publish) and while the listener reconnects.
+No wake-up is lost: a consumer clears its flag before it looks at the queue, so a wake-up that
+arrives while it looks makes it look again. A delayed message becomes due in its delay queue's
+consumer, which looks again at the worker timeout at the latest (as with dramatiq's own broker).
 """
 
 from __future__ import annotations
