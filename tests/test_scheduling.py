@@ -112,3 +112,23 @@ def test_normal_policy_block_restores_the_threads_own_policy_also_after_an_error
     thread.join(10)
 
     assert seen == [os.SCHED_OTHER, os.SCHED_BATCH, os.SCHED_OTHER, os.SCHED_OTHER]
+
+
+def test_normal_policy_block_runs_where_the_switch_is_not_permitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+
+    def refuse(*_: object) -> None:
+        raise PermissionError("not permitted")
+
+    def run() -> None:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        monkeypatch.setattr(os, "sched_setscheduler", refuse)
+        with normal_policy():
+            seen.append("ran")
+        seen.append(os.sched_getscheduler(0))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+
+    assert seen == ["ran", os.SCHED_BATCH]
