@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from dramatiq import Message
 
+from conversion.memory import resident_bytes
 from kmop.demo import example_applicant
 from kmop.scenario import dossier_steps
 from kmop.settings import load_settings
@@ -111,13 +112,8 @@ def _jobs(n: int, run: str) -> list[dict[str, Any]]:
 
 
 def rss(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    """Resident memory of ``pid`` in bytes (0 once it is gone)."""
+    return resident_bytes([pid]) or 0
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
