@@ -37,6 +37,11 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.ades.api import CAdESSignedAttrSpec, GenericCommitment, SignerAttrSpec
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers.pdf_signer import (
+    DSSContentSettings,
+    SigDSSPlacementPreference,
+    TimestampDSSContentSettings,
+)
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import read_certification_data
@@ -157,6 +162,7 @@ class DocumentSigner:
                 validation_context=self._validation_context(policy),
                 embed_validation_info=level.embeds_validation_info,
                 use_pades_lta=level.needs_document_timestamp,
+                dss_settings=_DSS_SETTINGS,
                 cades_signed_attr_spec=_cades_attributes(policy),
             )
             pdf_signer = signers.PdfSigner(
@@ -244,6 +250,16 @@ class DocumentSigner:
 
 
 _RESERVATION_EXCEEDED = "larger than expected"
+
+#: B-LTA in two revisions instead of three: the timestamp authority's chain and revocation data
+#: are known before the document timestamp is taken, so they go into the DSS of the timestamp's
+#: own revision (with the signature's), not into a third revision written after it. The VRI
+#: dictionary, deprecated in PAdES, is then left out for the timestamp only (its key would be
+#: the timestamp's own contents).
+_DSS_SETTINGS = DSSContentSettings(
+    placement=SigDSSPlacementPreference.TOGETHER_WITH_NEXT_TS,
+    next_ts_settings=TimestampDSSContentSettings(include_vri=False, update_before_ts=True),
+)
 
 
 class _ReservationTooSmall(Exception):

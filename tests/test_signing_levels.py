@@ -4,11 +4,14 @@ cut, the timestamp authority down, the algorithm policy."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import http.server
 import threading
 from collections.abc import Iterator
 
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from kmop.errors import SigningError, TimestampUnavailable, TransientError
 from signing.policy import PadesLevel, SignaturePolicy
@@ -82,6 +85,18 @@ def test_levels_are_cumulative_in_the_file(signed_at) -> None:
     assert b"/DSS" not in signed_at[PadesLevel.B_T]
     assert b"/DSS" in signed_at[PadesLevel.B_LT] and b"/DocTimeStamp" not in signed_at[PadesLevel.B_LT]
     assert b"/DocTimeStamp" in signed_at[PadesLevel.B_LTA]
+
+
+def test_b_lta_is_two_revisions_the_timestamp_s_own_data_in_the_second(signed_at, blank_pdf_bytes) -> None:
+    """The signature, then one revision holding the DSS (the signature's and the timestamp
+    authority's chain and revocation data) and the document timestamp over it: no third
+    revision written after the timestamp for its own validation data."""
+    before = PdfFileReader(io.BytesIO(blank_pdf_bytes)).xrefs.total_revisions
+    reader = PdfFileReader(io.BytesIO(signed_at[PadesLevel.B_LTA]))
+    assert reader.xrefs.total_revisions == before + 2
+    [stamp] = reader.embedded_timestamp_signatures
+    assert stamp.signed_revision == reader.xrefs.total_revisions - 1  # the last revision is signed whole
+    assert stamp.signer_cert.issuer_serial in DocumentSecurityStore.read_dss(reader).certs
 
 
 class _FailingTsa(http.server.BaseHTTPRequestHandler):
