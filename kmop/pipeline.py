@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -140,10 +140,12 @@ class Pipeline:
         if isinstance(draft, KmopError):
             raise draft
         signed = self._produce(job, timings, state.documents, draft)
-        with _timed(timings, "store"):
-            stored, created = self.versions.store_once(job, signed, history)
-        with _timed(timings, "record"):
-            event = self.versions.record(job, stored, known=history)
+        with ExitStack() as locked:  # one dossier lock for both; they take it again for free
+            with _timed(timings, "store"):
+                locked.enter_context(self.tracker.lock(job.dossier_id))
+                stored, created = self.versions.store_once(job, signed, history)
+            with _timed(timings, "record"):
+                event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
 
     def _draft(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:

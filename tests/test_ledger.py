@@ -179,6 +179,41 @@ def test_redis_lock_serialises_racing_appends_on_s3(s3_store) -> None:
     assert sorted(e.idempotency_key for e in history) == sorted(f"k{i}" for i in range(6))
 
 
+def test_redis_lock_taken_again_by_its_holder_but_not_by_another_thread() -> None:
+    """Storing and recording a document run under one lock that the ledger's append takes again:
+    the holder's second take is free, another thread still waits (and gives up here)."""
+    import uuid
+
+    import redis
+
+    from kmop.errors import TransientError
+    from workflow.locks import RedisDossierLock
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    lock = RedisDossierLock(client, namespace=f"test-{uuid.uuid4().hex[:8]}", timeout=0.5)
+    key = f"{lock.namespace}:ledger-lock:D-1"
+    other: list[BaseException | None] = []
+
+    def take_elsewhere() -> None:
+        try:
+            with lock("D-1"):
+                other.append(None)
+        except TransientError as exc:
+            other.append(exc)
+
+    with lock("D-1"):
+        with lock("D-1"):  # without re-entry: waits 0.5 s for itself, then TransientError
+            assert client.exists(key)
+        assert client.exists(key)  # the inner exit left the lock held
+        thread = threading.Thread(target=take_elsewhere)
+        thread.start()
+        thread.join()
+    assert isinstance(other[0], TransientError)
+    assert not client.exists(key)
+    with lock("D-1"):  # free again, for this thread too
+        assert client.exists(key)
+
+
 # Events shared between processes through Redis (workflow.event_cache)
 
 

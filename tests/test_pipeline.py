@@ -179,3 +179,30 @@ def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> Non
     assert len({r.key for r in results}) == 1
     assert len(_pdf_keys(s3_store, job)) == 1
     assert len(_documents(s3_store, job.dossier_id)) == 1
+
+
+def test_a_job_takes_the_dossier_lock_once_for_store_and_record(s3_store, converter, identities,
+                                                                monkeypatch) -> None:
+    import uuid
+
+    import redis
+
+    from workflow.locks import RedisDossierLock
+
+    lock = RedisDossierLock(redis.Redis.from_url("redis://127.0.0.1:6379/0"), namespace=f"test-{uuid.uuid4().hex[:8]}")
+    tracker = Tracker(Ledger(s3_store, lock=lock))
+    tracker.record_fact("DEMO-2026-0001", KNOWLEDGE_TEST_PASSED, Role.APPLICANT,
+                        {"passed_on": "2026-10-28"}, "knowledge-test")
+    pipeline = Pipeline(s3_store, converter, DocumentSigner(identities, timestamper_for(None, identities)), tracker)
+    taken: list[str] = []
+    acquire = redis.lock.Lock.acquire
+
+    def counted(self, *args: Any, **kwargs: Any) -> bool:
+        taken.append(self.name)
+        return acquire(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.lock.Lock, "acquire", counted)
+    job = _job()
+    result = pipeline.run(job)
+    assert result.created and len(_documents(s3_store, job.dossier_id)) == 1
+    assert taken == [f"{lock.namespace}:ledger-lock:{job.dossier_id}"]
