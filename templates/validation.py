@@ -89,7 +89,31 @@ def _reason(error: ValidationError) -> str:
     return message if len(message) <= _MAX_REASON else message[: _MAX_REASON - 1] + "…"
 
 
+_REFUSED = re.compile(f"{_CONTROL.pattern}|{_BIDI_CONTROL.pattern}")
+
+
+def _any_refused(value: Any) -> bool:
+    """Whether some string in ``value`` holds a refused character (no paths built: most data
+    has none, and a long list's paths cost more than its check)."""
+    if isinstance(value, str):
+        return _REFUSED.search(value) is not None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        if isinstance(item, str):
+            if _REFUSED.search(item) is not None:
+                return True
+        elif _any_refused(item):
+            return True
+    return False
+
+
 def _check_strings(value: Any, path: str) -> None:
+    if not _any_refused(value):
+        return
+    _name_refused(value, path)
+
+
+def _name_refused(value: Any, path: str) -> None:
     if isinstance(value, str):
         found = _CONTROL.search(value)
         if found:
@@ -99,10 +123,10 @@ def _check_strings(value: Any, path: str) -> None:
             raise InvalidJob(path, f"contains the bidirectional formatting character U+{ord(found.group()):04X}")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(item, f"{path}.{key}")
+            _name_refused(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_strings(item, f"{path}[{index}]")
+            _name_refused(item, f"{path}[{index}]")
 
 
 _ANNOTATIONS = {"title", "description", "$comment", "examples", "default", "deprecated"}

@@ -194,6 +194,18 @@ def test_control_character_is_refused_naming_the_field(character: str) -> None:
     assert f"U+{ord(character):04X}" in refused.value.reason
 
 
+def test_refused_character_deep_in_a_long_list_is_named_by_its_place() -> None:
+    message = _message("preparation_pack")
+    message["data"]["known_dossiers"] = [
+        {"reference": f"KMOP-2025-{100000 + i}", "client": f"Klant {i} BV", "service": "advies",
+         "started_on": "2025-03-17"} for i in range(500)]
+    message["data"]["known_dossiers"][412]["client"] = "Klant \u202e412 BV"
+    with pytest.raises(InvalidJob) as refused:
+        parse_job(message)
+    assert refused.value.field == "data.known_dossiers[412].client"
+    assert "U+202E" in refused.value.reason
+
+
 def test_tab_and_line_feed_are_text_not_control_characters() -> None:
     message = _message("sworn_statement")
     _set(message["data"], "signatory.place", "Gent\tBrugge\nOostende")
