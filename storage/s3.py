@@ -155,7 +155,9 @@ class S3Store:
                 response = self.client.head_object(Bucket=self.bucket, Key=key)
         except ObjectNotFound:
             return None
-        metadata: dict[str, str] = response.get("Metadata", {})
+        # HTTP header names are case-insensitive: a server or proxy may send x-amz-meta-Sha256
+        # (waitress title-cases them); S3 stores user metadata names in lower case.
+        metadata = {name.lower(): value for name, value in response.get("Metadata", {}).items()}
         if SHA256_METADATA_NAME not in metadata:
             raise StorageError(
                 f"S3 object {key!r} in bucket {self.bucket!r} has no {SHA256_METADATA_NAME!r} "

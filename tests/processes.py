@@ -107,9 +107,18 @@ class TcpProxy:
     def down(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            try:  # wakes the accepting thread (a close alone leaves it accepting on Linux)
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             server.close()
         with self._lock:
             for connection in self._connections:
+                try:  # shut down first: a close alone neither wakes the pipe blocked on the
+                    # socket nor tells the peer, whose kept-alive connection would then hang
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 try:
                     connection.close()
                 except OSError:

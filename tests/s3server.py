@@ -9,11 +9,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import TracebackType
 
 
 class MotoServer:
-    """Runs ``python -m moto.server`` on 127.0.0.1 and a free port until ``stop``.
+    """Runs moto's S3 server (``tests/moto_http.py``: moto's application under waitress, which
+    keeps connections open) on 127.0.0.1 and a free port until ``stop``.
 
     Parameters:
         startup_timeout: seconds to wait for the server to answer HTTP before giving up.
@@ -42,7 +44,7 @@ class MotoServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+        command = [sys.executable, str(Path(__file__).with_name("moto_http.py")), self.host, str(self.port)]
         self._process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout
         while not self._answers():

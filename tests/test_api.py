@@ -590,7 +590,7 @@ def test_a_job_that_fails_in_the_worker_is_reported_failed_and_by_webhook(
     assert [a.status_code for a in answers] == [202, 202]
     outcomes = sorted((_finished(service, a.json()["job_id"], stack) for a in answers), key=lambda s: s["status"])
     assert [s["status"] for s in outcomes] == ["completed", "failed"]
-    assert outcomes[1]["error"]["type"] == "StepOutOfOrder"
+    assert outcomes[1]["error"]["type"] == "StepOutOfOrder", outcomes[1]["error"]
     failed_id = outcomes[1]["job_id"]
     reported = _wait_for(lambda: [e for e in receiver.completed_for("API-RACE-1") if e["type"] == "job.failed"],
                          30, "the job.failed webhook", stack.worker)

@@ -75,7 +75,7 @@ def test_job_becomes_signed_pdf_in_s3(pipeline: Pipeline, s3_store, identities, 
     body = raw["Body"].read()
     assert hashlib.sha256(body).hexdigest() == result.sha256
     assert raw["ContentType"] == "application/pdf"
-    assert raw["Metadata"]["sha256"] == result.sha256
+    assert {name.lower(): value for name, value in raw["Metadata"].items()}["sha256"] == result.sha256
     assert result.key == "dossiers/DEMO-2026-0001/documents/01-sworn_statement/v0001.pdf"
 
     path = tmp_path / "out.pdf"

@@ -47,7 +47,8 @@ def read_past_the_store(store: DocumentStore, key: str) -> tuple[bytes, dict[str
     """The object's bytes and user metadata as stored: via boto3 for S3, the files for local."""
     if isinstance(store, S3Store):
         response = store.client.get_object(Bucket=store.bucket, Key=key)
-        return response["Body"].read(), response["Metadata"]
+        # header names are case-insensitive (the test server title-cases them)
+        return response["Body"].read(), {name.lower(): value for name, value in response["Metadata"].items()}
     assert isinstance(store, LocalFolderStore)
     path = store.root / key
     sidecar = json.loads(path.with_name(path.name + ".meta.json").read_text())
@@ -360,3 +361,20 @@ def _closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_s3_head_reads_metadata_names_in_any_case(s3_store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP header names are case-insensitive: a server or proxy may send ``x-amz-meta-Sha256``
+    (waitress title-cases them), and the names come back as they were stored."""
+    stored = s3_store.put_once(SWORN_STATEMENT, PDF, "application/pdf", {"idempotency-key": "job-1"})
+    head_object = s3_store.client.head_object
+
+    def title_cased(**request: object) -> dict:
+        response = head_object(**request)
+        response["Metadata"] = {name.title(): value for name, value in response["Metadata"].items()}
+        return response
+
+    monkeypatch.setattr(s3_store.client, "head_object", title_cased)
+    head = s3_store.head(SWORN_STATEMENT)
+    assert head is not None
+    assert head.metadata == {"idempotency-key": "job-1", "sha256": stored.sha256}
