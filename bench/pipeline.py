@@ -49,8 +49,9 @@ from workflow.ledger import CACHED_DOSSIERS, Ledger
 from workflow.tracker import Tracker
 
 STAGES = ("render", "convert", "sign", "store", "record")
-#: Times each kind runs alone through the workers; all but the first are measured.
-SINGLE_ROUNDS = 4
+#: Times each kind runs alone through the workers; all but the first are measured (five: a
+#: median of three moved by a fifth between runs, one job's latency being a tenth of a second).
+SINGLE_ROUNDS = 6
 #: Documents between two memory readings of the in-process run.
 MEMORY_SAMPLE_EVERY = 120
 #: Runs of two worker processes, each followed by a measurement of the floor (one before them).
