@@ -4,8 +4,8 @@ cut, the timestamp authority down, the algorithm policy."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import http.server
+import io
 import threading
 from collections.abc import Iterator
 
@@ -87,7 +87,7 @@ def test_levels_are_cumulative_in_the_file(signed_at) -> None:
     assert b"/DocTimeStamp" in signed_at[PadesLevel.B_LTA]
 
 
-def test_b_lta_is_two_revisions_the_timestamp_s_own_data_in_the_second(signed_at, blank_pdf_bytes) -> None:
+def test_b_lta_is_two_revisions_the_authority_s_data_with_its_timestamp(signed_at, blank_pdf_bytes) -> None:
     """The signature, then one revision holding the DSS (the signature's and the timestamp
     authority's chain and revocation data) and the document timestamp over it: no third
     revision written after the timestamp for its own validation data."""
