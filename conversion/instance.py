@@ -150,8 +150,11 @@ class ConverterInstance:
 
     # -- work ------------------------------------------------------------------------------
 
-    def convert(self, docx: bytes, timeout: float) -> bytes:
+    def convert(self, docx: bytes, timeout: float, *, update_indexes: bool = True) -> bytes:
         """Convert ``docx`` to PDF/A-2b, bounding every wait on the server by ``timeout``.
+
+        ``update_indexes``: have its tables of contents and other indexes brought up to date
+        first (``conversion.indexes.needs_index_update`` tells whether there can be any).
 
         The server sends nothing until the conversion is done, so the socket timeout bounds the
         conversion itself. Raises InstanceTimedOut, InstanceGone, or ConversionError when
@@ -167,7 +170,7 @@ class ConverterInstance:
             source.unlink(missing_ok=True)
             raise ConversionError(f"could not hand the document to {self.name}: {exc}") from exc
         try:
-            self._convert_file(source, target, timeout)
+            self._convert_file(source, target, timeout, update_indexes)
             try:
                 result = target.read_bytes()
             except FileNotFoundError:
@@ -181,7 +184,7 @@ class ConverterInstance:
         self.resident_bytes = self._measure_memory()
         return result
 
-    def _convert_file(self, source: Path, target: Path, timeout: float) -> None:
+    def _convert_file(self, source: Path, target: Path, timeout: float, update_indexes: bool) -> None:
         proxy = self._proxy(timeout)
         try:
             with proxy:
@@ -192,7 +195,7 @@ class ConverterInstance:
                     None,  # convert_to: the PDF is written to the target path
                     PDF_EXPORT_FILTER,
                     unoserver_filter_options(PDFA_2B_FILTER_DATA),
-                    True,  # update indexes (tables of contents) before export
+                    update_indexes,
                     DOCX_IMPORT_FILTER,
                     None,  # password
                 )

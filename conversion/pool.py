@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from conversion.executables import find_soffice, find_uno_python, unoserver_pythonpath
+from conversion.indexes import needs_index_update
 from conversion.instance import ConverterInstance, InstanceGone, InstanceSettings, InstanceTimedOut
 from conversion.ports import LoopbackPorts
 from conversion.scheduling import normal_policy
@@ -212,11 +213,12 @@ class ConverterPool:
         limit = self.conversion_timeout if timeout is None else timeout
         if limit <= 0:
             raise ValueError(f"timeout must be positive, got {limit}")
+        update_indexes = needs_index_update(docx)  # before an instance waits for it
         with normal_policy():  # an instance idles until its caller runs (conversion.scheduling)
             instance = self._acquire()
             try:
                 instance = self._prepare(instance)
-                return self._convert_on(instance, docx, limit)
+                return self._convert_on(instance, docx, limit, update_indexes)
             finally:
                 self._release(instance)
 
@@ -237,10 +239,10 @@ class ConverterPool:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _convert_on(self, instance: ConverterInstance, docx: bytes, limit: float) -> bytes:
+    def _convert_on(self, instance: ConverterInstance, docx: bytes, limit: float, update_indexes: bool) -> bytes:
         for attempt in (1, 2):
             try:
-                pdf = instance.convert(docx, limit)
+                pdf = instance.convert(docx, limit, update_indexes=update_indexes)
             except InstanceTimedOut as timed_out:
                 self._count(timeouts=1)
                 self._replace_after_timeout(instance)

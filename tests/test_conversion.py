@@ -21,8 +21,11 @@ from typing import Any
 import docx
 import pypdf
 import pytest
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 
 from conversion import ConverterPool, PoolStats, convert_cold
+from conversion.indexes import needs_index_update
 from kmop.errors import ConversionError, ConversionTimeout
 from tests.pdftools import pdftotext
 
@@ -88,6 +91,36 @@ def test_unreadable_document_raises_conversion_error_and_keeps_the_instance(pool
     assert sorted(pool.process_group_ids()) == groups_before
     assert pool.stats().restarts == before.restarts
     assert pool.convert(make_docx("still working")).startswith(b"%PDF")
+
+
+# -- indexes -------------------------------------------------------------------------------
+
+
+def test_a_table_of_contents_is_brought_up_to_date(pool: ConverterPool, tmp_path: Path) -> None:
+    text = pdf_text(pool.convert(docx_with_table_of_contents("Verouderde inhoud", "Inleiding")), tmp_path)
+
+    assert "Verouderde inhoud" not in text
+    assert text.count("Inleiding") == 2  # the heading and its entry in the table of contents
+
+
+def test_a_document_without_fields_skips_the_update_pass(
+    pool: ConverterPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("conversion.pool.needs_index_update", lambda docx: False)
+
+    text = pdf_text(pool.convert(docx_with_table_of_contents("Verouderde inhoud", "Inleiding")), tmp_path)
+
+    assert "Verouderde inhoud" in text  # what the pass would have replaced
+
+
+def test_only_a_field_in_the_main_document_part_asks_for_the_update() -> None:
+    assert needs_index_update(docx_with_table_of_contents("Inhoud", "Inleiding"))
+    assert not needs_index_update(make_docx("Geen velden"))
+    with_page_number = docx.Document()
+    with_page_number.add_paragraph("Tekst")
+    append_field(with_page_number.sections[0].footer.paragraphs[0], "PAGE", "1")
+    assert not needs_index_update(saved(with_page_number))
+    assert needs_index_update(b"this is not a docx file")
 
 
 # -- concurrency ---------------------------------------------------------------------------
@@ -265,9 +298,40 @@ def make_docx(*paragraphs: str) -> bytes:
     document = docx.Document()
     for paragraph in paragraphs:
         document.add_paragraph(paragraph)
+    return saved(document)
+
+
+def saved(document: Any) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def append_field(paragraph: Any, instruction: str, result: str) -> None:
+    """A complex field as Word writes it: begin, instruction, separate, its last result, end."""
+
+    def field_char(kind: str) -> None:
+        element = OxmlElement("w:fldChar")
+        element.set(qn("w:fldCharType"), kind)
+        paragraph.add_run()._r.append(element)
+
+    field_char("begin")
+    instruction_text = OxmlElement("w:instrText")
+    instruction_text.set(qn("xml:space"), "preserve")
+    instruction_text.text = f" {instruction} "
+    paragraph.add_run()._r.append(instruction_text)
+    field_char("separate")
+    paragraph.add_run(result)
+    field_char("end")
+
+
+def docx_with_table_of_contents(stale_entry: str, heading: str) -> bytes:
+    """A table of contents whose last result is ``stale_entry``, before a level-1 ``heading``."""
+    document = docx.Document()
+    append_field(document.add_paragraph(), 'TOC \\o "1-3" \\h \\z \\u', stale_entry)
+    document.add_heading(heading, level=1)
+    document.add_paragraph("Tekst.")
+    return saved(document)
 
 
 def pdf_text(pdf: bytes, directory: Path) -> str:
