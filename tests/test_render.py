@@ -7,6 +7,7 @@ import io
 import zipfile
 from typing import Any
 
+import jinja2
 import pytest
 from docx import Document
 from lxml import etree
@@ -14,7 +15,7 @@ from lxml import etree
 from kmop.demo import example_applicant, sworn_statement_job
 from kmop.errors import RenderError
 from templates.catalog import get_kind, kind_names
-from templates.render import dutch_date, euro, render_docx
+from templates.render import _environment, dutch_date, euro, render_docx
 
 ENVELOPE = {"dossier_id": "D-1", "document_id": "doc-1", "kind_title": "Verklaring op eer",
             "template_version": "1", "issued_at": "2026-11-29 10:00 CET"}
@@ -58,6 +59,19 @@ def test_missing_value_fails_instead_of_printing_blank(data: dict[str, Any]) -> 
     del data["signatory"]["place"]
     with pytest.raises(RenderError, match="place"):
         render_docx(get_kind("sworn_statement"), data, ENVELOPE)
+
+
+def test_attribute_lookups_on_job_data_resolve_as_jinja2_resolves_them() -> None:
+    environment = _environment()
+    row = {"client": "Klant 1 BV", "items": ["offerte"], "keys": "sleutels"}
+    template = environment.from_string("{{ row.client }}|{{ row.keys is callable }}|{{ row.missing is defined }}")
+
+    assert template.render(row=row) == "Klant 1 BV|True|False"  # a dict's own attribute comes first
+    for name in ("client", "items", "keys", "get", "missing"):
+        ours, theirs = environment.getattr(row, name), jinja2.Environment.getattr(environment, row, name)
+        assert type(ours) is type(theirs) and (name == "missing" or ours == theirs)
+    with pytest.raises(jinja2.UndefinedError, match="missing"):
+        environment.from_string("{{ row.missing }}").render(row=row)
 
 
 def test_dutch_formats() -> None:

@@ -207,6 +207,32 @@ def test_the_signer_certificate_check_is_reused_for_a_while_then_made_again(iden
     assert verify_pdf(signer.sign(blank_pdf, applicant, field_name="Later", reason="test"), identities.trust_roots).ok
 
 
+def test_at_b_t_the_certificate_check_is_made_once_while_its_context_is_kept(
+    identities: IdentityStore, blank_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyhanko_certvalidator import CertificateValidator
+
+    checked: list[str] = []  # whose certificate was validated for use: the signer's or the TSA's
+    validate_usage = CertificateValidator.async_validate_usage
+
+    async def counted(self, key_usage, extended_key_usage=None, extended_optional=False):  # type: ignore[no-untyped-def]
+        checked.append("tsa" if extended_key_usage == {"time_stamping"} else "signer")
+        return await validate_usage(self, key_usage, extended_key_usage, extended_optional)
+
+    monkeypatch.setattr(CertificateValidator, "async_validate_usage", counted)
+    now = [0.0]
+    signer = DocumentSigner(identities, timestamper_for(None, identities), revalidate_after=300, clock=lambda: now[0])
+    statement = policy_for("sworn_statement")
+    assert statement.level is PadesLevel.B_T
+
+    made = [signer.sign(blank_pdf, statement, field_name=f"S{i}", reason="test") for i in range(3)]
+    assert checked == ["signer", "tsa"]
+    now[0] = 300.0
+    made.append(signer.sign(blank_pdf, statement, field_name="Later", reason="test"))
+    assert checked == ["signer", "tsa"] * 2  # checked again with a new context
+    assert all(verify_pdf(pdf, identities.trust_roots).ok for pdf in made)
+
+
 def test_signed_attributes_encoded_once_are_those_pyhanko_builds(signed: bytes, identities: IdentityStore) -> None:
     """The signer and the development TSA hand pyHanko attribute values parsed from their own
     encoding (signing.parsed_attributes); what lands in the document must be what pyHanko's
