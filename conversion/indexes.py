@@ -36,7 +36,8 @@ def needs_index_update(docx: bytes) -> bool:
             if main_part is None:
                 return True
             xml = package.read(main_part)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, etree.XMLSyntaxError, EOFError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, OSError, ValueError, EOFError, RuntimeError,
+            NotImplementedError, etree.XMLSyntaxError):  # LibreOffice decides on what is unreadable here
         return True
     return any(mark in xml for mark in _FIELD_MARKS)
 
