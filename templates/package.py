@@ -65,6 +65,11 @@ class DocxPackage:
     body_xml: str  # the body as docxtpl reads it
     headers_footers: tuple[tuple[str, str], ...]  # part name, its XML as docxtpl reads it
 
+    @property
+    def part_sources(self) -> tuple[str, ...]:
+        """The XML of the parts a render runs through Jinja: the body, headers and footers."""
+        return (self.body_xml, *(xml for _, xml in self.headers_footers))
+
     @classmethod
     def read(cls, name: str, docx: bytes) -> DocxPackage:
         """Read a template; RenderError if it is not a .docx or templates what is not rendered."""

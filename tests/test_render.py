@@ -15,7 +15,7 @@ from lxml import etree
 from kmop.demo import example_applicant, sworn_statement_job
 from kmop.errors import RenderError
 from templates.catalog import get_kind, kind_names
-from templates.render import _environment, dutch_date, euro, render_docx
+from templates.render import _CompilingOnceEnvironment, _environment, dutch_date, euro, prepare_template, render_docx
 
 ENVELOPE = {"dossier_id": "D-1", "document_id": "doc-1", "kind_title": "Verklaring op eer",
             "template_version": "1", "issued_at": "2026-11-29 10:00 CET"}
@@ -72,6 +72,24 @@ def test_attribute_lookups_on_job_data_resolve_as_jinja2_resolves_them() -> None
         assert type(ours) is type(theirs) and (name == "missing" or ours == theirs)
     with pytest.raises(jinja2.UndefinedError, match="missing"):
         environment.from_string("{{ row.missing }}").render(row=row)
+
+
+def test_a_prepared_template_is_rendered_without_compiling(data: dict[str, Any]) -> None:
+    """A worker prepares every kind at start; its first document of a kind then compiles nothing
+    (a render asks for each part's compiled form with the source docxtpl builds for it)."""
+    kind = get_kind("sworn_statement")
+    compiled = _CompilingOnceEnvironment._compiled
+    compiled.cache_clear()
+    prepare_template(kind)
+    prepared = compiled.cache_info()
+    assert prepared.misses >= 1  # the body, and its headers and footers if it has any
+
+    first = render_docx(kind, data, ENVELOPE)
+
+    after = compiled.cache_info()
+    assert after.misses == prepared.misses
+    assert after.hits == prepared.hits + prepared.misses  # each prepared part asked for once
+    assert "Verklaring op eer" in _text(first)
 
 
 def test_dutch_formats() -> None:
