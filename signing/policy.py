@@ -82,6 +82,11 @@ def externally_signed_kinds() -> list[str]:
     return sorted(kind for kind, policy in _policies().items() if policy.external)
 
 
+def all_policies() -> tuple[SignaturePolicy, ...]:
+    """The policies of every kind (what a signer may be asked to sign with)."""
+    return tuple(_policies().values())
+
+
 def policy_for(kind: str) -> SignaturePolicy:
     try:
         return _policies()[kind]

@@ -1,5 +1,5 @@
-"""Start a worker process's runtime (LibreOffice pool, signing keys, storage client) before it
-takes jobs.
+"""Start a worker process's runtime (LibreOffice pool, signing keys, storage client) and
+prepare its templates and signatures before it takes jobs.
 
 Without it the first job of every process waits for LibreOffice to start (about 5 s), and a
 process still starting has already fetched messages that a warm process could have run.
@@ -19,12 +19,14 @@ import time
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from conversion.samples import one_line_docx
 from kmop.errors import KmopError
+from signing.policy import all_policies
 from templates.catalog import get_kind, kind_names
 from templates.render import prepare_template
 from templates.validation import prepare_validation
 
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 
 logger = logging.getLogger("kmop.worker")
 
@@ -40,6 +42,25 @@ def _prepare_kinds() -> None:
                 prepare_template(kind)
     except Exception:  # noqa: BLE001 - a kind that cannot be prepared fails its own jobs, visibly
         logger.exception("worker process %d could not prepare every document kind", os.getpid())
+
+
+def _prepare_signatures(runtime: Runtime) -> None:
+    """One signature of each way the policies sign, on a page LibreOffice made, before the first
+    job (``DocumentSigner.prepare``). One that fails (a timestamp authority not answering, say)
+    is left to the first job that needs it, which fails or succeeds on its own."""
+    if runtime.converter is None:
+        return
+    start = time.monotonic()
+    try:
+        made = runtime.pipeline.signer.prepare(runtime.converter.convert(one_line_docx("kmop-docs")), all_policies())
+    except KmopError as exc:
+        logger.warning("worker process %d could not prepare its signatures: %s", os.getpid(), exc)
+        return
+    except Exception:  # noqa: BLE001 - the first jobs sign as they would have without it
+        logger.exception("worker process %d could not prepare its signatures", os.getpid())
+        return
+    logger.info("worker process %d: %d way(s) of signing prepared in %.2f s", os.getpid(), made,
+                time.monotonic() - start)
 
 
 class WarmRuntime(Middleware):
@@ -59,6 +80,7 @@ class WarmRuntime(Middleware):
         except Exception:  # noqa: BLE001 - a worker that cannot warm up still runs (and fails) jobs
             logger.exception("worker process %d could not start its runtime; jobs will try again", os.getpid())
             return
+        _prepare_signatures(runtime)
         preparing.join()
         # Whatever start-up made and still holds stays for the process's life: frozen, later full
         # collections skip it (the first one came during an early job and took 60-90 ms).
