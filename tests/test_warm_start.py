@@ -3,13 +3,11 @@ prepare them still starts."""
 
 from __future__ import annotations
 
-import io
 import logging
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pypdf import PdfWriter
 
 import signing.signer as signer_module
 from kmop.errors import ConversionError
@@ -30,15 +28,6 @@ def identities(tmp_path_factory: pytest.TempPathFactory) -> IdentityStore:
     return IdentityStore.from_file(pki.identities_path, {PASSPHRASE_ENV: PASSPHRASE})
 
 
-@pytest.fixture(scope="module")
-def page() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 class _Converter:
     def __init__(self, result: bytes | Exception) -> None:
         self.result = result
@@ -57,12 +46,12 @@ def _runtime(signer: DocumentSigner, converter: Any) -> Any:
 
 
 def test_after_the_start_the_first_document_of_every_kind_reuses_a_prepared_signature(
-    identities: IdentityStore, page: bytes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    identities: IdentityStore, blank_pdf_bytes: bytes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     signer = DocumentSigner(identities, timestamper_for(None, identities))
     ways = {(policy.role, policy.level, policy.certify) for policy in all_policies()}
     with caplog.at_level(logging.INFO, logger="kmop.worker"):
-        _prepare_signatures(_runtime(signer, _Converter(page)))
+        _prepare_signatures(_runtime(signer, _Converter(blank_pdf_bytes)))
     assert f"{len(ways)} way(s) of signing prepared" in caplog.text
     assert 2 <= len(ways) < len(all_policies())  # kinds signed alike share one preparation
 
@@ -71,10 +60,10 @@ def test_after_the_start_the_first_document_of_every_kind_reuses_a_prepared_sign
     monkeypatch.setattr(signer_module, "_reserved_size", lambda signed: estimated.append(1) or measure(signed))
     for kind in ("sworn_statement", "quote", "preparation_pack", "audit_report", "commission_decision",
                  "registration_certificate"):
-        signed = signer.sign(page, policy_for(kind), field_name=f"Handtekening-{kind}", reason="test")
+        signed = signer.sign(blank_pdf_bytes, policy_for(kind), field_name=f"Handtekening-{kind}", reason="test")
         assert verify_pdf(signed, identities.trust_roots).ok, kind
     assert estimated == []  # no first signature paid for an estimate
-    assert signer.prepare(page, all_policies()) == 0  # nothing left to prepare
+    assert signer.prepare(blank_pdf_bytes, all_policies()) == 0  # nothing left to prepare
 
 
 def test_a_start_that_cannot_prepare_its_signatures_still_starts(
@@ -89,10 +78,10 @@ def test_a_start_that_cannot_prepare_its_signatures_still_starts(
 
 
 def test_without_a_timestamp_authority_preparing_fails_visibly_and_leaves_the_jobs_to_fail(
-    identities: IdentityStore, page: bytes, caplog: pytest.LogCaptureFixture
+    identities: IdentityStore, blank_pdf_bytes: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     signer = DocumentSigner(identities, None)  # every policy needs a timestamp
     with caplog.at_level(logging.INFO, logger="kmop.worker"):
-        _prepare_signatures(_runtime(signer, _Converter(page)))
+        _prepare_signatures(_runtime(signer, _Converter(blank_pdf_bytes)))
     assert "could not prepare its signatures" in caplog.text and "timestamp authority" in caplog.text
     assert signer._reserved == {}
