@@ -41,6 +41,8 @@ from workflow.ledger import Ledger
 from workflow.tracker import Tracker
 
 PASSPHRASE = "load-test-passphrase"
+#: Seconds the workers idle before each single job (``one_at_a_time``): an idle system.
+IDLE_BEFORE_SINGLE_JOB = 1.0
 
 
 @dataclass
@@ -260,7 +262,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
         for index, payload in enumerate(payloads):
             if one_at_a_time:
-                time.sleep(1.0)  # an idle system: the workers have waited a while for work
+                time.sleep(IDLE_BEFORE_SINGLE_JOB)  # an idle system: the workers have waited a while for work
             broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
                                    kwargs={}, options={}))
             submitted[payload["dossier_id"]] = time.time()
