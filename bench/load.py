@@ -183,12 +183,13 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
              work_dir: Path | None = None, timeout: float = 3600, threads: int = 1,
              make_jobs: Callable[[str, Tracker], list[dict[str, Any]]] | None = None,
              extra_env: dict[str, str] | None = None, s3_pid: int | None = None,
-             one_at_a_time: bool = False) -> LoadReport:
+             one_at_a_time: bool = False, before_each: Callable[[int], None] | None = None) -> LoadReport:
     """Submit the jobs at once and wait for them; ``make_jobs(run, tracker)`` may prepare
     dossiers and return its own jobs (default: ``jobs`` sworn statements of returning applicants).
 
     ``one_at_a_time``: submit each job only when the one before it is done and the workers have
-    idled for a moment: the latency of single jobs on an idle system."""
+    idled for a moment: the latency of single jobs on an idle system; ``before_each(index)``, if
+    given, runs before each of them is submitted (a baseline measured beside each job)."""
     from tests.processes import Worker, worker_env  # the same launcher the fault tests use
 
     run = uuid.uuid4().hex[:6]
@@ -262,6 +263,8 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
 
         for index, payload in enumerate(payloads):
             if one_at_a_time:
+                if before_each is not None:
+                    before_each(index)
                 time.sleep(IDLE_BEFORE_SINGLE_JOB)  # an idle system: the workers have waited a while for work
             broker.enqueue(Message(queue_name=QUEUE, actor_name="generate_document", args=(payload,),
                                    kwargs={}, options={}))

@@ -15,8 +15,8 @@ run:
 
 The machine's pace drifts (up to 15 % within a run here), so what is compared is measured
 side by side in time: the runs of two worker processes alternate with runs of the two-instance
-floor (floor, workers, floor, workers, floor), and the single jobs run between two measurements
-of the floor's conversion and signing of each kind.
+floor (floor, workers, floor, workers, floor, workers, floor), and each single job is measured beside the
+floor's conversion and signing of its document, each after the same idle second.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ SINGLE_ROUNDS = 6
 #: Documents between two memory readings of the in-process run.
 MEMORY_SAMPLE_EVERY = 120
 #: Runs of two worker processes, each followed by a measurement of the floor (one before them).
-TWO_PROCESS_RUNS = 2
+TWO_PROCESS_RUNS = 3
 
 
 def _median_p95(values: list[float]) -> tuple[float, float]:
@@ -179,32 +179,29 @@ def main(argv: list[str] | None = None) -> int:
             naive1 = _rate(len(pairs), _parallel(pairs, 1, naive))
             naive2 = _rate(len(pairs), _parallel(pairs, 2, naive))
 
-            # -- single jobs, between two measurements of the floor's conversion and signing --
-            def alone() -> dict[str, tuple[float, float, float]]:
-                """Per kind, the warm pool's conversion of one document as a single job meets it,
-                after an idle second as the single jobs come (LibreOffice converts 10-20 ms slower
-                then than straight after another document), the signing of it right after, and
-                the same conversion once more at once (medians of 3; the kinds in turn as the
-                workers get them: the same document again and again converts faster)."""
-                converted = {job.kind: pool.convert(docx) for job, docx in zip(jobs[:len(KINDS)], docxs)}
-                samples: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in converted}
-                for _ in range(3):
-                    for job, docx in zip(jobs[:len(KINDS)], docxs):
-                        time.sleep(IDLE_BEFORE_SINGLE_JOB)
-                        convert_s = _timed(lambda: pool.convert(docx))
-                        sign_s = _timed(lambda: signer.sign(converted[job.kind], policy_for(job.kind),
-                                                            field_name="Alone", reason="bench"))
-                        at_once_s = _timed(lambda: pool.convert(docx))
-                        samples[job.kind].append((convert_s, sign_s, at_once_s))
-                return {kind: tuple(statistics.median(values) for values in zip(*kind_samples))  # type: ignore[misc]
-                        for kind, kind_samples in samples.items()}
+            # -- single jobs, each beside the floor's conversion and signing of its document -----
+            converted = {job.kind: pool.convert(docx) for job, docx in zip(jobs[:len(KINDS)], docxs)}
+            docx_of = {job.kind: docx for job, docx in zip(jobs[:len(KINDS)], docxs)}
+            floor_single: dict[int, tuple[float, float, float]] = {}
 
-            alone_before = alone()
-            # each kind four times, one at a time; the last three are measured (their median): a
-            # worker that has made that kind of document before (its signature size known)
+            def floor_alone(index: int) -> None:
+                """The warm pool's conversion of the document the next single job makes, after an
+                idle second as the job meets it (LibreOffice converts 10-20 ms slower then than
+                straight after another document), its signing right after, and the conversion
+                once more at once: measured beside each job, so that the machine's pace, which
+                drifts within a minute here, is the same for both."""
+                kind = KINDS[index % len(KINDS)]
+                time.sleep(IDLE_BEFORE_SINGLE_JOB)
+                convert_s = _timed(lambda: pool.convert(docx_of[kind]))
+                sign_s = _timed(lambda: signer.sign(converted[kind], policy_for(kind), field_name="Alone",
+                                                    reason="bench"))
+                floor_single[index] = (convert_s, sign_s, _timed(lambda: pool.convert(docx_of[kind])))
+
+            # each kind SINGLE_ROUNDS times, one at a time; all but the first are measured: a
+            # worker that has made that kind of document before
             single = run_load(0, 1, s3.url, work_dir=work / "single",
-                              make_jobs=lambda run, t: workload(run, SINGLE_ROUNDS, t), one_at_a_time=True)
-            alone_after = alone()
+                              make_jobs=lambda run, t: workload(run, SINGLE_ROUNDS, t), one_at_a_time=True,
+                              before_each=floor_alone)
 
         def floor_two_instances() -> tuple[float, float]:
             """Documents per second of a warm pool of two alone, and its CPU per document."""
@@ -242,20 +239,23 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  ratio to floor (2):  {workers2 / floor2:5.0%}    ratio to naive (2): {workers2 / naive2:4.1f}x"
         f"    floor to naive (2): {floor2 / naive2:4.1f}x")
     say(f"\nsingle job on an idle system (each kind {SINGLE_ROUNDS - 1} times after a first, through Redis "
-        f"to stored and recorded, one at a time after {IDLE_BEFORE_SINGLE_JOB:g} s idle; median), and the "
-        "warm pool alone converting the document after as long idle, signing it, and converting it again at once")
+        f"to stored and recorded, one at a time after {IDLE_BEFORE_SINGLE_JOB:g} s idle), and beside each the "
+        "warm pool alone converting the document after as long idle, signing it, and converting it again at "
+        "once; medians, the ratio the median of each job's own")
     say(f"  {'':<26} {'end to end':>10}   {'conversion + signing, warm pool alone':>37}   ratio"
         "   (conversion at once)")
     ratios = []
-    by_kind: dict[str, list[float]] = {}
+    by_kind: dict[str, list[tuple[float, tuple[float, float, float]]]] = {}
     for dossier, latency in single.latency_by_dossier.items():
         *_, round_, index = dossier.split("-")
         if round_ != "000":
-            by_kind.setdefault(KINDS[int(index)], []).append(latency)
+            job_index = int(round_) * len(KINDS) + int(index)
+            by_kind.setdefault(KINDS[int(index)], []).append((latency, floor_single[job_index]))
     for kind in KINDS:
-        latency = statistics.median(by_kind[kind])
-        convert_s, sign_s, at_once_s = (statistics.mean(pair) for pair in zip(alone_before[kind], alone_after[kind]))
-        ratios.append(latency / (convert_s + sign_s))
+        pairs = by_kind[kind]
+        latency = statistics.median(latency for latency, _ in pairs)
+        convert_s, sign_s, at_once_s = (statistics.median(values) for values in zip(*(floor for _, floor in pairs)))
+        ratios.append(statistics.median(latency / (floor[0] + floor[1]) for latency, floor in pairs))
         say(f"  {kind:<26} {latency:8.2f} s   {convert_s:25.2f} s + {sign_s:4.2f} s   {ratios[-1]:5.2f}"
             f"   ({at_once_s:.2f} s)")
     say(f"  median ratio {statistics.median(ratios):4.2f}, largest {max(ratios):4.2f} (target: at most 1.3)")
