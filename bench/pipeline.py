@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             job_index = int(round_) * len(KINDS) + int(index)
             by_kind.setdefault(KINDS[int(index)], []).append((latency, floor_single[job_index]))
     for kind in KINDS:
-        pairs = by_kind[kind]
-        latency = statistics.median(latency for latency, _ in pairs)
-        convert_s, sign_s, at_once_s = (statistics.median(values) for values in zip(*(floor for _, floor in pairs)))
-        ratios.append(statistics.median(latency / (floor[0] + floor[1]) for latency, floor in pairs))
+        measured = by_kind[kind]
+        latency = statistics.median(latency for latency, _ in measured)
+        convert_s, sign_s, at_once_s = (statistics.median(values) for values in zip(*(floor for _, floor in measured)))
+        ratios.append(statistics.median(latency / (floor[0] + floor[1]) for latency, floor in measured))
         say(f"  {kind:<26} {latency:8.2f} s   {convert_s:25.2f} s + {sign_s:4.2f} s   {ratios[-1]:5.2f}"
             f"   ({at_once_s:.2f} s)")
     say(f"  median ratio {statistics.median(ratios):4.2f}, largest {max(ratios):4.2f} (target: at most 1.3)")

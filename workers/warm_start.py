@@ -46,8 +46,9 @@ def _prepare_kinds() -> None:
 
 def _prepare_signatures(runtime: Runtime) -> None:
     """One signature of each way the policies sign, on a page LibreOffice made, before the first
-    job (``DocumentSigner.prepare``). One that fails (a timestamp authority not answering, say)
-    is left to the first job that needs it, which fails or succeeds on its own."""
+    job (``DocumentSigner.prepare``). A failure (a timestamp authority not answering, say) ends
+    the preparation, logged: the ways not prepared are paid for by the first jobs needing them,
+    which sign or fail on their own."""
     if runtime.converter is None:
         return
     start = time.monotonic()
