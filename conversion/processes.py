@@ -70,8 +70,13 @@ while True:
 
 
 def watch_group(group: int, interpreter: str) -> subprocess.Popen[bytes]:
-    """Kill process group ``group`` when this process dies, however it dies."""
+    """Kill process group ``group`` when this process dies, however it dies.
+
+    The watchdog runs in a session of its own: in this process's group it died with it when the
+    whole group was killed (``kill -9 -- -PGID``, a supervisor stopping the worker's group, the
+    test harness), and left LibreOffice running."""
     return subprocess.Popen(
         [interpreter, "-I", "-c", _WATCHDOG, str(os.getpid()), str(group)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )

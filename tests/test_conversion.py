@@ -412,8 +412,10 @@ def pool_work_dir(process_group: int) -> Path:
     return profile.parent.parent
 
 
-def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
-    """A worker killed outright (SIGKILL, OOM killer) leaves no LibreOffice running behind it."""
+@pytest.mark.parametrize("killed", ["the worker process", "its whole process group"])
+def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path, killed: str) -> None:
+    """A worker killed outright (SIGKILL, OOM killer), alone or with every process of its group
+    (``kill -9 -- -PGID``, a supervisor), leaves no LibreOffice running behind it."""
     script = (
         "from conversion import ConverterPool\n"
         "import sys, time\n"
@@ -422,10 +424,13 @@ def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
         "time.sleep(600)\n"
     )
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parent.parent)
+                             cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
     group = int(owner.stdout.readline())
     os.killpg(group, 0)  # LibreOffice is running
-    owner.send_signal(signal.SIGKILL)
+    if killed == "the worker process":
+        owner.send_signal(signal.SIGKILL)
+    else:
+        os.killpg(owner.pid, signal.SIGKILL)
     owner.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
