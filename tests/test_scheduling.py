@@ -40,7 +40,6 @@ def test_worker_threads_yield_to_libreoffice_which_keeps_the_normal_policy(
         worker.wait_ready()
         worker_pid = int(re.search(r"worker process ready: pid (\d+)", worker.log()).group(1))
         tree = process_tree(worker_pid)
-        own = [pid for pid in tree if _process_group(pid) == _process_group(worker_pid)]
         # each LibreOffice instance is a process group led by unoserver (its watchdog, in a
         # group of its own, only sleeps and polls)
         instances = {group for group in map(_process_group, tree)
