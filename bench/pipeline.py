@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             naive2 = _rate(len(pairs), _parallel(pairs, 2, naive))
 
             # -- single jobs, each beside the floor's conversion and signing of its document -----
-            converted = {job.kind: pool.convert(docx) for job, docx in zip(jobs[:len(KINDS)], docxs)}
             docx_of = {job.kind: docx for job, docx in zip(jobs[:len(KINDS)], docxs)}
+            converted = {kind: pool.convert(docx) for kind, docx in docx_of.items()}
             floor_single: dict[int, tuple[float, float, float]] = {}
 
             def floor_alone(index: int) -> None:
