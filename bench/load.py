@@ -80,6 +80,7 @@ class LoadReport:
     converter_memory_peak_mb: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     latency_by_dossier: dict[str, float] = field(default_factory=dict)
+    stages_by_dossier: dict[str, dict[str, float]] = field(default_factory=dict)  # seconds, as the worker logged them
 
     def text(self) -> str:
         lines = [
@@ -158,7 +159,9 @@ class _Completions:
         self._log = log
         self._offset = 0
 
-    def read(self) -> list[tuple[str, float]]:
+    def read(self) -> list[tuple[str, float, dict[str, float]]]:
+        """(dossier, when it was done, seconds per stage inside the worker) for each job done
+        since the last call."""
         try:
             with self._log.open("rb") as handle:
                 handle.seek(self._offset)
@@ -175,7 +178,8 @@ class _Completions:
                 record = json.loads(line)
             except ValueError:
                 continue
-            found.append((record["dossier_id"], dt.datetime.fromisoformat(record["ts"]).timestamp()))
+            stages = {stage: ms / 1000 for stage, ms in record.get("stages_ms", {}).items()}
+            found.append((record["dossier_id"], dt.datetime.fromisoformat(record["ts"]).timestamp(), stages))
         return found
 
 
@@ -253,12 +257,15 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         sampler.start()
         deadline = time.monotonic() + timeout
         done: dict[str, float] = {}
+        stages: dict[str, dict[str, float]] = {}
         completions = _Completions(worker.log_path)
 
         def wait_for(count: int, poll: float) -> None:
             while len(done) < count and time.monotonic() < deadline:
                 assert worker.process is not None and worker.process.poll() is None, "the workers died"
-                done.update((d, t) for d, t in completions.read() if d in submitted and d not in done)
+                for dossier, when, timings in completions.read():
+                    if dossier in submitted and dossier not in done:
+                        done[dossier], stages[dossier] = when, timings
                 time.sleep(poll)
 
         for index, payload in enumerate(payloads):
@@ -312,7 +319,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
         latency_max=latencies[-1] if latencies else float("nan"), objects=objects, events=events,
         duplicates=duplicates, missing=jobs - len(done), worker_memory=worker_memory,
         converter_memory_peak_mb=converter_peak / 2**20, cpu_seconds=cpu_seconds,
-        latency_by_dossier=latency_by_dossier,
+        latency_by_dossier=latency_by_dossier, stages_by_dossier=stages,
     )
 
 

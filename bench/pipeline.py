@@ -253,20 +253,30 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  {'':<26} {'end to end':>10}   {'conversion + signing, warm pool alone':>37}   ratio"
         "   (conversion at once)")
     ratios = []
-    by_kind: dict[str, list[tuple[float, tuple[float, float, float]]]] = {}
+    by_kind: dict[str, list[tuple[float, tuple[float, float, float], dict[str, float]]]] = {}
     for dossier, latency in single.latency_by_dossier.items():
         *_, round_, index = dossier.split("-")
         if round_ != "000":
             job_index = int(round_) * len(KINDS) + int(index)
-            by_kind.setdefault(KINDS[int(index)], []).append((latency, floor_single[job_index]))
+            by_kind.setdefault(KINDS[int(index)], []).append(
+                (latency, floor_single[job_index], single.stages_by_dossier[dossier]))
     for kind in KINDS:
         measured = by_kind[kind]
-        latency = statistics.median(latency for latency, _ in measured)
-        convert_s, sign_s, at_once_s = (statistics.median(values) for values in zip(*(floor for _, floor in measured)))
-        ratios.append(statistics.median(latency / (floor[0] + floor[1]) for latency, floor in measured))
+        latency = statistics.median(latency for latency, _, _ in measured)
+        convert_s, sign_s, at_once_s = (statistics.median(values)
+                                        for values in zip(*(floor for _, floor, _ in measured)))
+        ratios.append(statistics.median(latency / (floor[0] + floor[1]) for latency, floor, _ in measured))
         say(f"  {kind:<26} {latency:8.2f} s   {convert_s:25.2f} s + {sign_s:4.2f} s   {ratios[-1]:5.2f}"
             f"   ({at_once_s:.2f} s)")
     say(f"  median ratio {statistics.median(ratios):4.2f}, largest {max(ratios):4.2f} (target: at most 1.3)")
+    say("  the same jobs inside the worker (medians, ms; the rest: from submission to the worker's log line "
+        "but the stages)")
+    say(f"  {'':<26} " + " ".join(f"{stage:>8}" for stage in (*STAGES, "rest")))
+    for kind in KINDS:
+        measured = by_kind[kind]
+        columns = [statistics.median(stages.get(stage, 0.0) for _, _, stages in measured) for stage in STAGES]
+        rest = statistics.median(latency - sum(stages.values()) for latency, _, stages in measured)
+        say(f"  {kind:<26} " + " ".join(f"{seconds * 1000:8.1f}" for seconds in (*columns, rest)))
     say("\nCPU per document (2 cores)")
     say(f"  floor, 2 instances: LibreOffice with unoserver {floor2_cpu * 1000:.0f} ms")
     for n, report in loads.items():
