@@ -25,8 +25,10 @@ import threading
 from typing import Any
 
 import redis
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
+
+from .hand_back import HandBacks, HandingBackConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +112,17 @@ class Wakeups:
                 self._closed.wait(RESUBSCRIBE_DELAY)
 
 
-class WakingConsumer(_RedisConsumer):
+class WakingConsumer(HandingBackConsumer):
     """dramatiq's Redis consumer that waits for a wake-up instead of sleeping when idle.
 
     The parent is given a zero timeout, so it never sleeps itself; ``timeout`` becomes the
-    longest wait for a wake-up.
+    longest wait for a wake-up. Messages it fetched and never handed out go back to their queue
+    when it closes (``workers.hand_back``).
     """
 
     def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, 0)
+        self.hand_backs = broker.hand_backs
         self.wait_seconds = timeout / 1000
         self.woken = threading.Event()
         self.wakeups = broker.wakeups
@@ -154,6 +158,7 @@ class WakingRedisBroker(RedisBroker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wakeups = Wakeups(self.client, f"{self.namespace}:wakeup")
+        self.hand_backs = HandBacks(self)
 
     @property
     def consumer_class(self) -> type[WakingConsumer]:
