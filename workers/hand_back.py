@@ -50,22 +50,21 @@ class HandBacks:
             self._pending.setdefault(queue_name, set()).update(message_ids)
         self.requeue(queue_name)
 
-    def requeue(self, queue_name: str) -> bool:
-        """Requeue what is kept for ``queue_name``; False if Redis could not be reached."""
+    def requeue(self, queue_name: str) -> None:
+        """Requeue what is kept for ``queue_name``; kept on if Redis cannot be reached."""
         with self._lock:
             ids = sorted(self._pending.get(queue_name, ()))
         if not ids:
-            return True
+            return
         try:
             self.broker.do_requeue(queue_name, *ids)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             logger.warning("could not put %d fetched message(s) back on %s (%s); the next consumer will",
                            len(ids), queue_name, exc)
-            return False
+            return
         with self._lock:
             self._pending[queue_name].difference_update(ids)
         logger.info("put %d fetched message(s) back on %s", len(ids), queue_name)
-        return True
 
 
 class HandingBackConsumer(_RedisConsumer):
@@ -74,8 +73,7 @@ class HandingBackConsumer(_RedisConsumer):
     hand_backs: HandBacks
 
     def __next__(self) -> Any:
-        if self.hand_backs.pending(self.queue_name):
-            self.hand_backs.requeue(self.queue_name)  # Redis still away: the fetch below says so
+        self.hand_backs.requeue(self.queue_name)  # Redis still away: the fetch below says so
         return super().__next__()
 
     def close(self) -> None:
