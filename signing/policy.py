@@ -1,16 +1,24 @@
-"""The signature policy per document kind, read from ``policy.json`` beside this file."""
+"""The signature policy per document kind, read from ``policy.json`` beside this file, or from
+the file ``KMOP_SIGNATURE_POLICY`` names (same format, every document kind in it): a deployment's
+own levels, say B-T where a timestamp authority charges per timestamp. Every process that
+builds, signs or verifies documents must read the same policy."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from kmop.errors import SigningError
 
 from .roles import Role
+
+POLICY_ENV = "KMOP_SIGNATURE_POLICY"
+DEFAULT_POLICY_FILE = Path(__file__).parent / "policy.json"
 
 
 class PadesLevel(str, Enum):
@@ -62,19 +70,72 @@ def signature_field_name(kind: str, role: Role) -> str:
     return f"Handtekening-{role.value}-{kind}"
 
 
+class PolicyFileError(SigningError):
+    """A signature policy file that cannot be used; the message names the file and the field."""
+
+
+def policy_file(env: Any = None) -> Path:
+    """The policy file in force: ``KMOP_SIGNATURE_POLICY``, else the one beside this module."""
+    override = (os.environ if env is None else env).get(POLICY_ENV)
+    return Path(override) if override else DEFAULT_POLICY_FILE
+
+
+def load_policies(path: Path) -> dict[str, SignaturePolicy]:
+    """The policy of every document kind from ``path``; ``PolicyFileError`` naming what is wrong."""
+    from templates.catalog import kind_names  # the kinds that exist; templates do not import signing
+
+    def fail(where: str, reason: str) -> PolicyFileError:
+        return PolicyFileError(f"signature policy {path}: {where}: {reason}")
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail("file", f"cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise fail("file", f"is not JSON ({exc})") from None
+    kinds = raw.get("kinds") if isinstance(raw, dict) else None
+    if not isinstance(kinds, dict):
+        raise fail("kinds", "missing, or not an object of document kinds")
+    known = kind_names()
+    for kind in kinds:
+        if kind not in known:
+            raise fail(f"kinds.{kind}", f"not a document kind; expected one of {', '.join(known)}")
+    for kind in known:
+        if kind not in kinds:
+            raise fail(f"kinds.{kind}", "missing: every document kind needs a policy")
+
+    def choice(kind: str, field: str, enum: type[Enum]) -> Any:
+        value = kinds[kind].get(field)
+        try:
+            return enum(value)
+        except ValueError:
+            raise fail(f"kinds.{kind}.{field}", f"{value!r} is not one of "
+                       f"{', '.join(member.value for member in enum)}") from None
+
+    def flag(kind: str, field: str, default: bool | None = None) -> bool:
+        value = kinds[kind].get(field, default)
+        if not isinstance(value, bool):
+            raise fail(f"kinds.{kind}.{field}", f"{value!r} is not true or false")
+        return value
+
+    policies = {}
+    for kind, entry in kinds.items():
+        if not isinstance(entry, dict):
+            raise fail(f"kinds.{kind}", "not an object")
+        approvals = entry.get("approvals", [])
+        if not isinstance(approvals, list) or any(approval not in kinds for approval in approvals):
+            raise fail(f"kinds.{kind}.approvals", f"{approvals!r} is not a list of document kinds")
+        policies[kind] = SignaturePolicy(
+            choice(kind, "role", Role), choice(kind, "level", PadesLevel), flag(kind, "certify"),
+            tuple(signature_field_name(approval, choice(approval, "role", Role)) for approval in approvals),
+            flag(kind, "external", False),
+        )
+    return policies
+
+
 @cache
 def _policies() -> dict[str, SignaturePolicy]:
-    raw = json.loads((Path(__file__).parent / "policy.json").read_text(encoding="utf-8"))
-    kinds = raw["kinds"]
-    return {
-        kind: SignaturePolicy(
-            Role(entry["role"]), PadesLevel(entry["level"]), bool(entry["certify"]),
-            tuple(signature_field_name(approval, Role(kinds[approval]["role"]))
-                  for approval in entry.get("approvals", [])),
-            bool(entry.get("external", False)),
-        )
-        for kind, entry in kinds.items()
-    }
+    return load_policies(policy_file())
 
 
 def externally_signed_kinds() -> list[str]:
