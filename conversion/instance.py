@@ -34,7 +34,7 @@ from conversion.export_options import (
     PDFA_2B_FILTER_DATA,
     unoserver_filter_options,
 )
-from conversion.memory import process_tree, resident_bytes
+from conversion.memory import process_tree, resident_bytes, running
 from conversion.ports import LoopbackPorts
 from conversion.processes import kill_process_group, terminate_process_group, watch_group
 from conversion.samples import one_line_docx
@@ -49,6 +49,9 @@ UNOSERVER_API = "3"
 _LOOPBACK = "127.0.0.1"
 _READY_POLL_INTERVAL = 0.2
 _PING_TIMEOUT = 5.0
+#: While starting, unoserver accepts connections before it answers them (it first connects to
+#: its LibreOffice): a short wait per ping, so that a LibreOffice ending meanwhile is seen soon.
+_START_PING_TIMEOUT = 1.0
 _STDERR_TAIL_LINES = 15
 
 # Environment variables that would point the system interpreter at the wrong packages.
@@ -274,7 +277,10 @@ class ConverterInstance:
         return env
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
+        """Until unoserver answers. A LibreOffice that ends while unoserver still waits for it
+        fails the start at once: unoserver itself goes on trying to connect for 40 s."""
         deadline = time.monotonic() + self._settings.start_timeout
+        office_seen = False
         while True:
             code = process.poll()
             if code is not None:
@@ -282,13 +288,18 @@ class ConverterInstance:
                 if self._closed:
                     raise ConversionError(f"converter {self.name} was closed while starting")
                 raise ConversionError(self._start_failure(f"exited with code {code} while starting"))
+            office_running = any(map(running, process_tree(process.pid)[1:]))  # unoserver's LibreOffice
+            if office_seen and not office_running and process.poll() is None:
+                self._abandon(process)
+                raise ConversionError(self._start_failure("LibreOffice ended while starting"))
+            office_seen = office_seen or office_running
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._abandon(process)
                 raise ConversionError(
                     self._start_failure(f"did not answer within {self._settings.start_timeout:g} s")
                 )
-            info = self._info(min(_PING_TIMEOUT, remaining))
+            info = self._info(min(_START_PING_TIMEOUT, remaining))
             if info is not None:
                 if info.get("api") != UNOSERVER_API:
                     self._abandon(process)

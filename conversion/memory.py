@@ -35,6 +35,16 @@ def process_tree(leader: int) -> list[int]:
     return tree
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and has not ended (an ended child its parent has not waited for
+    yet, a zombie, is still listed)."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split(maxsplit=1)[0] not in ("Z", "X")
+
+
 def resident_bytes(pids: Iterable[int]) -> int | None:
     """The resident memory of ``pids`` together; None if one of them is gone."""
     total = 0

@@ -158,7 +158,7 @@ class ConverterPool:
             )
             self._ports = LoopbackPorts()
             self._instances = [self._new_instance(number) for number in range(1, self.size + 1)]
-            self._run_on_all(ConverterInstance.start)
+            self._run_on_all(self._start_instance)
         except BaseException:
             self.close()
             raise
@@ -350,6 +350,18 @@ class ConverterPool:
         except RuntimeError:  # the pool closed meanwhile
             instance.close()
         return successor
+
+    def _start_instance(self, instance: ConverterInstance) -> None:
+        """Start ``instance``; one whose LibreOffice exits or hangs while starting is started once
+        more before the pool gives up (seen on a fresh machine: of two instances started at the
+        same moment, one LibreOffice ended at once on a C++ exception; it started the next time)."""
+        try:
+            instance.start()
+        except ConversionError as failure:
+            if self._closed:
+                raise
+            logger.warning("%s: %s; starting it once more", instance.name, failure)
+            self._restart(instance)
 
     def _restart(self, instance: ConverterInstance) -> None:
         self._count(restarts=1)

@@ -264,6 +264,40 @@ def test_start_failure_names_the_interpreter_and_quotes_its_error(monkeypatch: p
     assert pool.process_group_ids() == []
 
 
+def _soffice_failing_first(tmp_path: Path, failures: int) -> str:
+    """An soffice that ends a second after it started, as a LibreOffice crashing at start does,
+    its first ``failures`` times, and is the real one afterwards."""
+    real = subprocess.run(["sh", "-c", "command -v soffice"], capture_output=True, text=True, check=True).stdout.strip()
+    wrapper = tmp_path / "soffice"
+    wrapper.write_text(f"""#!/bin/sh
+count=$(cat "{tmp_path}/starts" 2>/dev/null || echo 0)
+echo $((count + 1)) > "{tmp_path}/starts"
+[ "$count" -lt {failures} ] && sleep 1 && exit 0
+exec "{real}" "$@"
+""")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_an_instance_whose_libreoffice_dies_while_starting_is_started_once_more(tmp_path: Path) -> None:
+    with ConverterPool(size=1, start_timeout=60, soffice=_soffice_failing_first(tmp_path, 1)) as pool:
+        (tmp_path / "out.pdf").write_bytes(pool.convert(make_docx("second start")))
+
+        assert "second start" in pdftotext(tmp_path / "out.pdf")
+        assert pool.stats().restarts == 1
+    assert (tmp_path / "starts").read_text().strip() == "2"
+
+
+def test_an_instance_that_dies_at_both_starts_fails_the_pool_start(tmp_path: Path) -> None:
+    pool = ConverterPool(size=1, start_timeout=60, soffice=_soffice_failing_first(tmp_path, 2))
+
+    with pytest.raises(ConversionError, match="LibreOffice ended while starting"):
+        pool.start()
+
+    assert (tmp_path / "starts").read_text().strip() == "2"
+    assert pool.process_group_ids() == []
+
+
 def test_close_while_a_replacement_starts_leaves_no_process_behind() -> None:
     pool = ConverterPool(size=1, max_conversions=1)
     pool.start()
