@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         loads = {"1 process(es)": one_process, "2 process(es)": two_processes[-1],
                  "2 process(es), the policy's levels": policy_levels[-1]}
         floor2_rates = [rate for rate, _ in floors]
-        floor2 = statistics.mean(floor2_rates[:TWO_PROCESS_RUNS + 1])
+        b_t_floors = floor2_rates[:TWO_PROCESS_RUNS + 1]  # around the runs at B-T; the rest after
+        floor2 = statistics.mean(b_t_floors)
         floor2_cpu = statistics.mean(cpu for _, cpu in floors)
         workers2_rates = [report.throughput for report in two_processes]
         workers2 = statistics.median(workers2_rates)
@@ -272,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
     say("\nthroughput (documents per second; signed at B-T unless said)")
     say(f"  floor, warm pool alone:       1 instance {floor1:5.2f}   2 instances {floor2:5.2f}"
-        f" (mean of {', '.join(f'{rate:.2f}' for rate in floor2_rates[:TWO_PROCESS_RUNS + 1])}, before, between "
-        f"and after; then {', '.join(f'{rate:.2f}' for rate in floor2_rates[TWO_PROCESS_RUNS + 1:])})")
+        f" (mean of {', '.join(f'{rate:.2f}' for rate in b_t_floors)}, before, between "
+        f"and after; then {', '.join(f'{rate:.2f}' for rate in floor2_rates[len(b_t_floors):])})")
     say(f"  naive, cold soffice per doc:  1 process  {naive1:5.2f}   2 parallel  {naive2:5.2f}")
     say(f"  kmop workers (pool size 1 per process, 2 threads):  1 process {one_process.throughput:5.2f}"
         f"   2 processes {workers2:5.2f} (median of {', '.join(f'{rate:.2f}' for rate in workers2_rates)})")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmop.errors import KmopError
-from signing.policy import POLICY_ENV, PolicyFileError, load_policies
+from signing.policy import POLICY_ENV, PolicyFileError, load_policies, policy_file
 
 
 class SettingsError(KmopError):
@@ -66,10 +66,10 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     identities = env.get("KMOP_IDENTITIES")
-    signature_policy = env.get(POLICY_ENV) or None
+    signature_policy = policy_file(env) if env.get(POLICY_ENV) else None
     if signature_policy is not None:
         try:
-            load_policies(Path(signature_policy))
+            load_policies(signature_policy)
         except PolicyFileError as exc:
             raise SettingsError(f"{POLICY_ENV}: {exc}") from None
     timeout = int_setting(env, "KMOP_CONVERSION_TIMEOUT", 60, 1, 3600)
@@ -96,5 +96,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_time_limit_ms=int_setting(env, "KMOP_JOB_TIME_LIMIT_MS", (timeout + 120) * 1000, 1000, 86_400_000),
         job_max_retries=int_setting(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
         worker_scheduling=_choice(env, "KMOP_WORKER_SCHEDULING", "batch", ("batch", "normal")),
-        signature_policy=Path(signature_policy) if signature_policy else None,
+        signature_policy=signature_policy,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -74,7 +75,7 @@ class PolicyFileError(SigningError):
     """A signature policy file that cannot be used; the message names the file and the field."""
 
 
-def policy_file(env: Any = None) -> Path:
+def policy_file(env: Mapping[str, str] | None = None) -> Path:
     """The policy file in force: ``KMOP_SIGNATURE_POLICY``, else the one beside this module."""
     override = (os.environ if env is None else env).get(POLICY_ENV)
     return Path(override) if override else DEFAULT_POLICY_FILE
@@ -103,6 +104,8 @@ def load_policies(path: Path) -> dict[str, SignaturePolicy]:
     for kind in known:
         if kind not in kinds:
             raise fail(f"kinds.{kind}", "missing: every document kind needs a policy")
+        if not isinstance(kinds[kind], dict):  # before any entry is read: approvals read others'
+            raise fail(f"kinds.{kind}", "not an object")
 
     def choice(kind: str, field: str, enum: type[Enum]) -> Any:
         value = kinds[kind].get(field)
@@ -120,8 +123,6 @@ def load_policies(path: Path) -> dict[str, SignaturePolicy]:
 
     policies = {}
     for kind, entry in kinds.items():
-        if not isinstance(entry, dict):
-            raise fail(f"kinds.{kind}", "not an object")
         approvals = entry.get("approvals", [])
         if not isinstance(approvals, list) or any(approval not in kinds for approval in approvals):
             raise fail(f"kinds.{kind}.approvals", f"{approvals!r} is not a list of document kinds")

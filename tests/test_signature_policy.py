@@ -100,6 +100,8 @@ def _broken(change: str) -> dict[str, Any]:
         kinds["quote"]["certify"] = "yes"
     elif change == "approvals":
         kinds["quote"]["approvals"] = ["acceptance"]
+    elif change == "approved kind not an object":
+        kinds["quote_acceptance"] = "B-T"
     return content
 
 
@@ -110,6 +112,7 @@ def _broken(change: str) -> dict[str, Any]:
     ("missing kind", "kinds.audit_report: missing: every document kind needs a policy"),
     ("certify", "kinds.quote.certify: 'yes' is not true or false"),
     ("approvals", "kinds.quote.approvals: ['acceptance'] is not a list of document kinds"),
+    ("approved kind not an object", "kinds.quote_acceptance: not an object"),
 ])
 def test_a_policy_file_that_cannot_be_used_is_refused_at_start_naming_the_field(
     policy_env, change: str, message: str
