@@ -4,8 +4,10 @@ unoserver's server half must run under the interpreter that has the ``uno`` modu
 distribution's ``/usr/bin/python3`` with python3-uno, or ``program/python`` of an official
 LibreOffice build. Our virtualenv has unoserver but not ``uno``; the system interpreter has
 ``uno`` but not unoserver. :func:`unoserver_pythonpath` bridges the two with a directory holding
-only symlinks to the unoserver package and its metadata, so nothing else from the virtualenv
-(compiled for another interpreter, other versions) leaks onto the system interpreter's path.
+only symlinks to the unoserver package, its metadata and our launcher of its server
+(:mod:`conversion.kmop_unoserver`, run as :data:`UNOSERVER_MODULE`), so nothing else from the
+virtualenv (compiled for another interpreter, other versions) leaks onto the system
+interpreter's path.
 
 Precedence of every setting: explicit argument, then environment variable, then detection.
 """
@@ -23,6 +25,9 @@ from kmop.errors import ConversionError
 
 SOFFICE_ENV = "KMOP_SOFFICE"
 UNO_PYTHON_ENV = "KMOP_UNO_PYTHON"
+
+#: The module the uno Python runs (``-m``): unoserver's server, loading documents hidden.
+UNOSERVER_MODULE = "kmop_unoserver"
 
 _SOFFICE_NAMES = ("soffice", "libreoffice")
 _SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -69,7 +74,8 @@ def find_uno_python(soffice: str, explicit: str | None = None, env: Mapping[str,
 
 
 def unoserver_pythonpath(into: Path) -> Path:
-    """Fill ``into`` with symlinks to the installed unoserver package and its ``.dist-info``.
+    """Fill ``into`` with symlinks to the installed unoserver package, its ``.dist-info`` and
+    the launcher :data:`UNOSERVER_MODULE`.
 
     The metadata is needed too: ``unoserver.server`` reads its own version with
     ``importlib.metadata`` at import time. Returns ``into``, ready to be ``PYTHONPATH``.
@@ -82,6 +88,7 @@ def unoserver_pythonpath(into: Path) -> Path:
     (into / "unoserver").symlink_to(package_dir, target_is_directory=True)
     metadata_dir = _dist_info_dir("unoserver")
     (into / metadata_dir.name).symlink_to(metadata_dir, target_is_directory=True)
+    (into / f"{UNOSERVER_MODULE}.py").symlink_to(Path(__file__).with_name(f"{UNOSERVER_MODULE}.py"))
     return into
 
 

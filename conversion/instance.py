@@ -1,7 +1,8 @@
 """One unoserver process with the LibreOffice it drives; restartable.
 
-An instance runs ``<uno python> -m unoserver.server`` in its own process group, with its own
-loopback ports (XML-RPC and UNO) and a fresh LibreOffice profile directory for every start.
+An instance runs unoserver's server (``<uno python> -m kmop_unoserver``: documents loaded
+hidden) in its own process group, with its own loopback ports (XML-RPC and UNO) and a fresh
+LibreOffice profile directory for every start.
 It converts one document at a time (unoserver's XML-RPC server is single-threaded); the pool
 makes sure only one caller uses an instance at once.
 
@@ -28,6 +29,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 
+from conversion.executables import UNOSERVER_MODULE
 from conversion.export_options import (
     DOCX_IMPORT_FILTER,
     PDF_EXPORT_FILTER,
@@ -240,7 +242,7 @@ class ConverterInstance:
         temp_dir = self._work_dir / "tmp"
         temp_dir.mkdir(parents=True, exist_ok=True)
         command = [
-            self._settings.uno_python, "-m", "unoserver.server",
+            self._settings.uno_python, "-m", UNOSERVER_MODULE,
             "--interface", _LOOPBACK, "--port", str(xmlrpc_port),
             "--uno-interface", _LOOPBACK, "--uno-port", str(uno_port),
             "--executable", self._settings.soffice,

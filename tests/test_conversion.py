@@ -123,6 +123,43 @@ def test_only_a_field_in_the_main_document_part_asks_for_the_update() -> None:
     assert needs_index_update(b"this is not a docx file")
 
 
+_LOAD_BOTH_WAYS = """
+import sys
+from unoserver import converter, server
+import kmop_unoserver
+from com.sun.star.beans import PropertyValue
+
+port, url = sys.argv[1], sys.argv[2]
+for made in (kmop_unoserver.HiddenLoadingConverter, converter.UnoConverter):
+    desktop = made(interface="127.0.0.1", port=port).desktop
+    document = desktop.loadComponentFromURL(url, "_default", 0, (PropertyValue(Name="ReadOnly", Value=True),))
+    print(made.__name__, document.getCurrentController().getFrame().getContainerWindow().isVisible())
+    document.close(True)
+server.main = lambda: print("server", converter.UnoConverter.__name__)
+kmop_unoserver.main()
+"""
+
+
+def test_an_instance_loads_documents_hidden(pool: ConverterPool, tmp_path: Path) -> None:
+    """A document loaded as the instance loads it gets no visible window (LibreOffice then
+    neither lays out nor paints a view); loaded as unoserver alone loads it, it does."""
+    group = pool.process_group_ids()[0]
+    arguments = Path(f"/proc/{group}/cmdline").read_bytes().split(b"\0")
+    environment = dict(line.split(b"=", 1) for line in Path(f"/proc/{group}/environ").read_bytes().split(b"\0") if line)
+    document = tmp_path / "document.docx"
+    document.write_bytes(make_docx("Verklaring op eer"))
+
+    assert arguments[1:3] == [b"-m", b"kmop_unoserver"]
+    loaded = subprocess.run(
+        [arguments[0].decode(), "-c", _LOAD_BOTH_WAYS, arguments[arguments.index(b"--uno-port") + 1].decode(),
+         document.as_uri()],
+        env={"PYTHONPATH": environment[b"PYTHONPATH"].decode(), "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert loaded.stdout.splitlines() == ["HiddenLoadingConverter False", "UnoConverter True",
+                                          "server HiddenLoadingConverter"], loaded.stderr
+
+
 # -- concurrency ---------------------------------------------------------------------------
 
 

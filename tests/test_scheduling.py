@@ -43,7 +43,7 @@ def test_worker_threads_yield_to_libreoffice_which_keeps_the_normal_policy(
         # each LibreOffice instance is a process group led by unoserver (its watchdog, in a
         # group of its own, only sleeps and polls)
         instances = {group for group in map(_process_group, tree)
-                     if "unoserver.server" in Path(f"/proc/{group}/cmdline").read_text()}
+                     if "-m\0kmop_unoserver" in Path(f"/proc/{group}/cmdline").read_text()}
         converters = [pid for pid in tree if _process_group(pid) in instances]
 
         assert len(os.listdir(f"/proc/{worker_pid}/task")) > 3  # consumer, worker threads, wake-ups
