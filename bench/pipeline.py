@@ -19,10 +19,11 @@ at the policy's own levels (the certificate and the decision at B-LTA) and are r
 
 The machine's pace drifts (up to 15 % within a run here), so what is compared is measured
 side by side in time: the runs of two worker processes alternate with runs of the two-instance
-floor (floor, workers, floor, ..., workers, floor), each run of the workers is compared with the
-floor just before and after it and the median of those ratios is the figure (a run the machine
-slows says little of the pipeline); each single job is measured beside the floor's conversion
-and signing of its document, each after the same idle second.
+floor and of the naive pipeline, two in parallel (floor, naive, workers, floor, naive, ...,
+workers, floor, naive), each run of the workers is compared with the floor and the naive
+pipeline just before and after it and the median of those ratios is the figure (a run the
+machine slows says little of the pipeline); each single job is measured beside the floor's
+conversion and signing of its document, each after the same idle second.
 """
 
 from __future__ import annotations
@@ -204,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
 
             pairs = list(zip(jobs, docxs))
             naive1 = _rate(len(pairs), _parallel(pairs, 1, naive))
-            naive2 = _rate(len(pairs), _parallel(pairs, 2, naive))
 
             # -- single jobs, each beside the floor's conversion and signing of its document -----
             docx_of = {job.kind: docx for job, docx in zip(jobs[:len(KINDS)], docxs)}
@@ -246,12 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         at_b_t = {POLICY_ENV: str(_b_t_policy_file(work))}
         one_process = run_load(0, 1, s3.url, work_dir=work / "load1", make_jobs=make, threads=2, s3_pid=s3.pid,
                                extra_env=at_b_t)
-        floors = [floor_two_instances()]
+        def naive_two_parallel() -> float:
+            return _rate(len(pairs), _parallel(pairs, 2, naive))
+
+        floors, naives = [floor_two_instances()], [naive_two_parallel()]
         two_processes = []
         for attempt in range(TWO_PROCESS_RUNS):
             two_processes.append(run_load(0, 2, s3.url, work_dir=work / f"load2-{attempt}", make_jobs=make,
                                           threads=2, s3_pid=s3.pid, extra_env=at_b_t))
             floors.append(floor_two_instances())
+            naives.append(naive_two_parallel())
         policy_levels = []
         for attempt in range(POLICY_LEVEL_RUNS):
             policy_levels.append(run_load(0, 2, s3.url, work_dir=work / f"load2-policy-{attempt}",
@@ -267,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         workers2 = statistics.median(workers2_rates)
         # each run of the workers against the floor measured just before and just after it
         paired = [rate / statistics.mean(floor2_rates[i:i + 2]) for i, rate in enumerate(workers2_rates)]
+        naive2 = statistics.mean(naives)
+        paired_naive = [rate / statistics.mean(naives[i:i + 2]) for i, rate in enumerate(workers2_rates)]
         policy_rates = [report.throughput for report in policy_levels]
         policy_paired = [rate / statistics.mean(floor2_rates[i:i + 2])
                          for i, rate in enumerate(policy_rates, start=TWO_PROCESS_RUNS)]
@@ -275,13 +281,16 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  floor, warm pool alone:       1 instance {floor1:5.2f}   2 instances {floor2:5.2f}"
         f" (mean of {', '.join(f'{rate:.2f}' for rate in b_t_floors)}, before, between "
         f"and after; then {', '.join(f'{rate:.2f}' for rate in floor2_rates[len(b_t_floors):])})")
-    say(f"  naive, cold soffice per doc:  1 process  {naive1:5.2f}   2 parallel  {naive2:5.2f}")
+    say(f"  naive, cold soffice per doc:  1 process  {naive1:5.2f}   2 parallel  {naive2:5.2f} (mean of "
+        f"{', '.join(f'{rate:.2f}' for rate in naives)}, each after a floor's)")
     say(f"  kmop workers (pool size 1 per process, 2 threads):  1 process {one_process.throughput:5.2f}"
         f"   2 processes {workers2:5.2f} (median of {', '.join(f'{rate:.2f}' for rate in workers2_rates)})")
     say(f"  ratio to floor (2):  {statistics.median(paired):5.0%} (median of each run's ratio to the floor "
         f"before and after it: {', '.join(f'{ratio:.0%}' for ratio in paired)}; mean to mean "
         f"{statistics.mean(workers2_rates) / floor2:.0%})")
-    say(f"  ratio to naive (2): {workers2 / naive2:4.1f}x    floor to naive (2): {floor2 / naive2:4.1f}x")
+    say(f"  ratio to naive (2): {statistics.median(paired_naive):4.1f}x (median of each run's ratio to the naive "
+        f"pipeline before and after it: {', '.join(f'{ratio:.1f}x' for ratio in paired_naive)}; mean to mean "
+        f"{statistics.mean(workers2_rates) / naive2:.1f}x)    floor to naive (2): {floor2 / naive2:4.1f}x")
     say(f"  at the policy's own levels (certificate and decision B-LTA), 2 processes: "
         f"{', '.join(f'{rate:.2f}' for rate in policy_rates)}; ratio to the floor around each "
         f"{', '.join(f'{ratio:.0%}' for ratio in policy_paired)}")
