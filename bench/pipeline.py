@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         at_b_t = {POLICY_ENV: str(_b_t_policy_file(work))}
         one_process = run_load(0, 1, s3.url, work_dir=work / "load1", make_jobs=make, threads=2, s3_pid=s3.pid,
                                extra_env=at_b_t)
+
         def naive_two_parallel() -> float:
             return _rate(len(pairs), _parallel(pairs, 2, naive))
 

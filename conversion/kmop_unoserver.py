@@ -8,9 +8,10 @@ links it beside the unoserver package.
 unoserver 3.7 loads a document with ``ReadOnly`` alone, so LibreOffice gives it a visible view in
 a frame of its own: even headless it shows the window, lays the view out for the window's size
 and paints it, none of which a conversion looks at. A one-page document's conversion spent a
-quarter to a third of LibreOffice's CPU on that (80 -> 56 ms for the sworn statement, 112 -> 84
-ms for the quote; the 20-page pack, whose time goes to its layout, about the same). Loaded with
-``Hidden``, the PDF is byte for byte the same (every kind compared).
+quarter to two fifths of LibreOffice's CPU on that (two warm instances side by side: the sworn
+statement 115 -> 75 ms, the quote 163 -> 119 ms; the 20-page pack, whose time goes to its
+layout, 737 -> 734 ms). Loaded with ``Hidden``, the PDF is byte for byte the same (every kind
+compared).
 """
 
 from __future__ import annotations
