@@ -108,6 +108,12 @@ def _converter_cpu_seconds(s3_pid: int) -> float:
     return sum(table[pid][2] for pid in descendants(os.getpid(), table) if pid not in s3_tree) / TICKS
 
 
+def _paired(rates: list[float], around: list[float], start: int = 0) -> list[float]:
+    """Each rate against the mean of the two measurements of ``around`` just before and after it
+    (``rates[0]`` ran between ``around[start]`` and ``around[start + 1]``)."""
+    return [rate / statistics.mean(around[i:i + 2]) for i, rate in enumerate(rates, start=start)]
+
+
 def _parallel(items: list[Any], workers: int, fn: Callable[[Any], Any]) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as executor:
@@ -270,13 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         floor2_cpu = statistics.mean(cpu for _, cpu in floors)
         workers2_rates = [report.throughput for report in two_processes]
         workers2 = statistics.median(workers2_rates)
-        # each run of the workers against the floor measured just before and just after it
-        paired = [rate / statistics.mean(floor2_rates[i:i + 2]) for i, rate in enumerate(workers2_rates)]
+        # each run of the workers against the floor and the naive pipeline measured just before and after it
+        paired = _paired(workers2_rates, floor2_rates)
         naive2 = statistics.mean(naives)
-        paired_naive = [rate / statistics.mean(naives[i:i + 2]) for i, rate in enumerate(workers2_rates)]
+        paired_naive = _paired(workers2_rates, naives)
         policy_rates = [report.throughput for report in policy_levels]
-        policy_paired = [rate / statistics.mean(floor2_rates[i:i + 2])
-                         for i, rate in enumerate(policy_rates, start=TWO_PROCESS_RUNS)]
+        policy_paired = _paired(policy_rates, floor2_rates, start=TWO_PROCESS_RUNS)
 
     say("\nthroughput (documents per second; signed at B-T unless said)")
     say(f"  floor, warm pool alone:       1 instance {floor1:5.2f}   2 instances {floor2:5.2f}"
