@@ -21,7 +21,7 @@ from lxml import etree
 from kmop.errors import InvalidJob, RenderError
 from templates.catalog import TEMPLATES_DIR, get_kind
 from templates.enrich import enrich
-from templates.package import DocxPackage
+from templates.package import DocxPackage, tables_reshaped_by
 from templates.render import _environment as render_environment
 from templates.render import render_docx
 from templates.validation import validate_data
@@ -753,6 +753,42 @@ def test_rendered_parts_are_what_docxtpl_itself_makes(kind_name: str) -> None:
             assert referred & full <= kept < full, name
             assert b"latentStyles" not in mine.read(name)
     assert text_of(ours) == text_of(theirs)
+
+
+def test_no_template_reshapes_a_table_so_the_grid_pass_is_left_out() -> None:
+    """The byte-for-byte comparison with docxtpl above covers what leaving it out changes."""
+    assert not any(DocxPackage.read(name, get_kind(name).template_path.read_bytes()).reshapes_tables
+                   for name in KINDS)
+
+
+def test_cell_tags_are_found_with_words_markup_inside_them() -> None:
+    split = '<w:r><w:t>{%</w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>tc for c in columns %}</w:t></w:r>'
+    assert tables_reshaped_by(split)
+    assert tables_reshaped_by("<w:t>{% colspan span %}</w:t>") and tables_reshaped_by("<w:t>{% hm %}</w:t>")
+    assert not tables_reshaped_by("<w:t>{%tr for row in rows %}</w:t><w:t>{{ row.tc }} etc </w:t>")
+
+
+def test_a_table_whose_columns_a_loop_makes_gets_the_grid_docxtpl_gives_it(tmp_path) -> None:
+    document = Document()
+    table = document.add_table(rows=2, cols=3)
+    for row, texts in zip(table.rows, (("{%tc for c in columns %}", "{{ c }}", "{%tc endfor %}"),
+                                       ("vast", "{%tc for c in columns[1:] %}", "{%tc endfor %}"))):
+        for cell, text in zip(row.cells, texts):
+            cell.text = text
+    path = tmp_path / "columns.docx"
+    document.save(str(path))
+    context = {"columns": ["a", "b", "c", "d", "e"]}
+    package = DocxPackage.read("columns", path.read_bytes())
+    assert package.reshapes_tables
+    ours = package.render(DocxTemplate(None), context, render_environment())
+    reference = DocxTemplate(str(path))
+    reference.render(context, jinja_env=render_environment(), autoescape=True)
+    saved = io.BytesIO()
+    reference.save(saved)
+    with zipfile.ZipFile(io.BytesIO(ours)) as mine, zipfile.ZipFile(saved) as theirs:
+        xml = mine.read("word/document.xml")
+        assert xml == theirs.read("word/document.xml")
+    assert xml.count(b"<w:gridCol ") == 5
 
 
 @pytest.mark.parametrize("kind_name", ("quote", "audit_report"))
