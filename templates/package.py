@@ -5,13 +5,13 @@ the rendered body, headers and footers in, and saving through python-docx (seria
 part again, rebuild the relationships, deflate every entry): three quarters of a render, for
 parts that never change. Here the package is read once; a render runs docxtpl's own passes on
 the parts docxtpl renders (body, headers, footers: ``patch_xml``, ``render_xml_part``,
-``fix_docpr_ids``, and ``fix_tables`` where tags can reshape a table), serializes those parts as python-docx would, and writes the
-other entries as they are in the template, but for the styles: a template made by python-docx
-or saved by Word carries some 160 style definitions and a table of latent styles, and
-LibreOffice imports every one on every conversion (a quarter of a one-page conversion, about
-30 ms); the styles the template does not refer to are dropped once, when it is read (the pages
-come out the same, pixel for pixel: tests/test_templates.py). The .docx only travels to
-LibreOffice, so entries are stored, not deflated.
+``fix_docpr_ids``, and ``fix_tables`` where tags can reshape a table), serializes those parts as
+python-docx would, and writes the other entries as they are in the template, but for the styles:
+a template made by python-docx or saved by Word carries some 160 style definitions and a table
+of latent styles, and LibreOffice imports every one on every conversion (a quarter of a one-page
+conversion, about 30 ms); the styles the template does not refer to are dropped once, when it is
+read (the pages come out the same, pixel for pixel: tests/test_templates.py). The .docx only
+travels to LibreOffice, so entries are stored, not deflated.
 
 docxtpl also renders the core properties and footnotes; a template with tags there is refused
 when it is read, naming the part. What docxtpl can add to a package (pictures, sub-documents,
@@ -154,7 +154,8 @@ def tables_reshaped_by(body_xml: str) -> bool:
     docxtpl's ``fix_tables`` then corrects the grid (``w:gridCol``); without such tags every
     rendered row has the cells its template row has, there is nothing to correct, and the pass
     (every row of every table walked in Python) is left out: the preparation pack renders in
-    22.3 ms instead of 26.5, the one-page kinds 0.2-0.5 ms faster. The check errs towards running it: a tag in a paragraph it does not apply to counts.
+    22.3 ms instead of 26.5, the one-page kinds 0.2-0.5 ms faster. The check errs towards
+    running it: a tag in a paragraph it does not apply to counts.
     """
     return _CELL_TAGS.search(_MARKUP.sub("", body_xml)) is not None
 
