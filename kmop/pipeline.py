@@ -9,9 +9,12 @@ records an idempotency key once.
 The workflow is checked before a document is signed, and again, atomically, when it is
 recorded. The dossier's history is read while the .docx is rendered and converted (one waits
 for storage, the other for LibreOffice), so a job that turns out to be done already or out of
-order has cost a conversion, thrown away; every other job is spared the wait for its history
-(a listing and a request per event not seen before: the later the step, the longer). A render
-or conversion error counts only once the history says the job is to be made and may be.
+order has cost a conversion, thrown away; every other job is spared the wait for its history.
+It is read as far as this process and the shared cache know it, the store asked only whether
+it holds the last event (``Tracker.recent_history``): a job refused on it is decided again on
+the whole history, and events it lacks are found by the conditional creates (a redelivered job
+whose event is missing from it finds its document and its event taken, and returns those). A
+render or conversion error counts only once the history says the job is to be made and may be.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from signing.signer import DocumentSigner
 from storage.base import DocumentStore
 from storage.keys import version_of
 from templates.render import render_docx
+from workflow.ledger import Event
+from workflow.state import DossierState
 from workflow.tracker import Tracker
 
 from .document_versions import DocumentVersions
-from .errors import KmopError, StepOutOfOrder
+from .errors import InvalidJob, KmopError, StepOutOfOrder
 from .jobs import DocumentJob
 
 _BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -129,14 +134,14 @@ class Pipeline:
 
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
-        lookup = self._lookups.submit(self.tracker.history, job.dossier_id)
+        lookup = self._lookups.submit(self.tracker.recent_history, job.dossier_id)
         draft = self._draft(job, timings)
         with _timed(timings, "record"):  # only the wait beyond render and conversion counts
             history = lookup.result()
-        recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
-        if recorded is not None:
-            return document_result(job, recorded.payload, recorded.sequence, False, timings)
-        state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
+        history, decided = self._decide(job, history)
+        if isinstance(decided, Event):
+            return document_result(job, decided.payload, decided.sequence, False, timings)
+        state = decided
         if isinstance(draft, KmopError):
             raise draft
         signed = self._produce(job, timings, state.documents, draft)
@@ -147,6 +152,25 @@ class Pipeline:
             with _timed(timings, "record"):
                 event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
+
+    def _decide(self, job: DocumentJob, recent: list[Event]) -> tuple[list[Event], Event | DossierState]:
+        """The history the job builds on, and the job's event if it is recorded there, else the
+        state it leads to.
+
+        ``recent`` may lack the latest events (``Tracker.recent_history``): a job refused on it
+        is decided again on the dossier's whole history, which then stands.
+        """
+        try:
+            return recent, self._recorded_or_checked(job, recent)
+        except (StepOutOfOrder, InvalidJob):
+            history = self.tracker.history(job.dossier_id)
+            return history, self._recorded_or_checked(job, history)
+
+    def _recorded_or_checked(self, job: DocumentJob, history: list[Event]) -> Event | DossierState:
+        recorded = next((e for e in history if e.idempotency_key == job.idempotency_key), None)
+        if recorded is not None:
+            return recorded
+        return self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
 
     def _draft(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
         """The job's unsigned PDF (None for a countersignature), or why it cannot be made."""

@@ -13,12 +13,12 @@ from storage.keys import document_key, event_key, events_prefix
 from workflow.ledger import GENESIS, Ledger, LedgerCorrupted
 
 
-class CountingGets:
-    """The store, counting the objects read from it."""
+class CountingReads:
+    """The store, counting the objects read, looked up and the listings made."""
 
     def __init__(self, store) -> None:
         self.store = store
-        self.gets = 0
+        self.gets = self.heads = self.listings = 0
 
     def __getattr__(self, name: str):
         return getattr(self.store, name)
@@ -26,6 +26,14 @@ class CountingGets:
     def get(self, key: str) -> bytes:
         self.gets += 1
         return self.store.get(key)
+
+    def head(self, key: str):
+        self.heads += 1
+        return self.store.head(key)
+
+    def list_tagged(self, prefix: str) -> list[tuple[str, str]]:
+        self.listings += 1
+        return self.store.list_tagged(prefix)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -112,7 +120,7 @@ def test_altered_event_is_detected(tmp_path: Path) -> None:
 def test_a_reader_fetches_only_events_it_has_not_verified_yet(tmp_path: Path) -> None:
     from storage.local import LocalFolderStore
 
-    store = CountingGets(LocalFolderStore(tmp_path / "store"))
+    store = CountingReads(LocalFolderStore(tmp_path / "store"))
     writer, reader = Ledger(store), Ledger(store)
     for number in range(3):
         writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
@@ -255,13 +263,13 @@ def test_events_another_process_wrote_are_read_from_the_shared_cache(store, even
     for number in range(3):
         writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
 
-    reader = Ledger(CountingGets(store), shared_cache=event_cache())
+    reader = Ledger(CountingReads(store), shared_cache=event_cache())
     assert reader.history("D-1") == writer.history("D-1") and reader.store.gets == 0
     writer.append("D-1", "document_stored", "k3", "applicant", {"n": 3})
     assert [e.idempotency_key for e in reader.history("D-1")] == ["k0", "k1", "k2", "k3"]
     assert reader.store.gets == 0
 
-    elsewhere = Ledger(CountingGets(store), shared_cache=event_cache("another store"))
+    elsewhere = Ledger(CountingReads(store), shared_cache=event_cache("another store"))
     assert elsewhere.history("D-1") == writer.history("D-1") and elsewhere.store.gets == 4
 
 
@@ -269,26 +277,34 @@ def test_events_read_from_the_store_are_shared_with_the_next_reader(store, event
     writer = Ledger(store)  # a process without Redis
     for number in range(3):
         writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
-    first = Ledger(CountingGets(store), shared_cache=event_cache())
-    second = Ledger(CountingGets(store), shared_cache=event_cache())
+    first = Ledger(CountingReads(store), shared_cache=event_cache())
+    second = Ledger(CountingReads(store), shared_cache=event_cache())
     assert first.history("D-1") == writer.history("D-1") and first.store.gets == 3
     assert second.history("D-1") == writer.history("D-1") and second.store.gets == 0
 
 
-def test_an_event_changed_in_the_store_is_reported_though_its_copy_is_cached(store, event_cache) -> None:
+# a reader of the history looks at every event; a worker about to append, at the last one
+CHANGE_NOTICED_BY = [("history", 1), ("history", 2), ("recent_history", 2)]
+
+
+@pytest.mark.parametrize("read, changed", CHANGE_NOTICED_BY)
+def test_an_event_changed_in_the_store_is_reported_though_its_copy_is_cached(
+    store, event_cache, read: str, changed: int
+) -> None:
     writer = Ledger(store, shared_cache=event_cache())
     writer.append("D-1", "document_stored", "k1", "applicant", {"sha256": "a" * 64})
     writer.append("D-1", "document_stored", "k2", "applicant", {"sha256": "b" * 64})
     assert len(writer.history("D-1")) == 2  # the writer saw both, and keeps them
 
-    change_past_the_store(store, event_key("D-1", 1), lambda body: body["payload"].update(sha256="c" * 64))
-    with pytest.raises(LedgerCorrupted, match="event 1"):
-        Ledger(store, shared_cache=event_cache()).history("D-1")
-    with pytest.raises(LedgerCorrupted, match="event 1"):
-        writer.history("D-1")
+    change_past_the_store(store, event_key("D-1", changed), lambda body: body["payload"].update(sha256="c" * 64))
+    with pytest.raises(LedgerCorrupted, match=f"event {changed}"):
+        getattr(Ledger(store, shared_cache=event_cache()), read)("D-1")
+    with pytest.raises(LedgerCorrupted, match=f"event {changed}"):
+        getattr(writer, read)("D-1")
 
 
-def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, event_cache) -> None:
+@pytest.mark.parametrize("read", ["history", "recent_history"])
+def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, event_cache, read: str) -> None:
     cache = event_cache()
     writer = Ledger(s3_store, shared_cache=cache)
     writer.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
@@ -298,10 +314,10 @@ def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, even
     forged["payload"] = {"n": 99}
     cache.put_many({first: json.dumps(forged).encode()})
 
-    reader = Ledger(CountingGets(s3_store), shared_cache=event_cache())
-    assert reader.history("D-1") == writer.history("D-1") and reader.store.gets == 2
+    reader = Ledger(CountingReads(s3_store), shared_cache=event_cache())
+    assert getattr(reader, read)("D-1") == writer.history("D-1") and reader.store.gets == 2
     assert json.loads(cache.get_many([first])[0])["payload"] == {"n": 1}  # the copy is mended
-    assert Ledger(CountingGets(s3_store), shared_cache=event_cache()).history("D-1")[0].payload == {"n": 1}
+    assert Ledger(CountingReads(s3_store), shared_cache=event_cache()).history("D-1")[0].payload == {"n": 1}
 
 
 def test_an_event_listed_without_a_tag_is_neither_kept_nor_answered(event_cache) -> None:
@@ -310,6 +326,73 @@ def test_an_event_listed_without_a_tag_is_neither_kept_nor_answered(event_cache)
                     ("dossiers/D-1/events/00000002.json", '"t2"'): b"{}"})
     assert cache.get_many([("dossiers/D-1/events/00000001.json", ""),
                            ("dossiers/D-1/events/00000002.json", '"t2"')]) == [None, b"{}"]
+
+
+# A worker about to append reads the recent history: the store asked about the last event only
+
+
+def remove_past_the_store(store, key: str) -> None:
+    """Remove a stored event, as restoring the bucket or folder from an older backup would."""
+    from storage.local import LocalFolderStore
+
+    if isinstance(store, LocalFolderStore):
+        (store.root / key).unlink()
+    else:
+        store.client.delete_object(Bucket=store.bucket, Key=key)
+
+
+def test_recent_history_asks_the_store_about_the_last_event_only(store, event_cache) -> None:
+    writer = Ledger(store, shared_cache=event_cache())
+    for number in range(3):
+        writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+
+    reader = Ledger(CountingReads(store), shared_cache=event_cache())
+    assert reader.recent_history("D-1") == writer.history("D-1")
+    assert (reader.store.listings, reader.store.heads, reader.store.gets) == (0, 1, 0)
+    event, created = reader.append("D-1", "document_stored", "k3", "applicant", {"n": 3},
+                                   reader.recent_history("D-1"))
+    assert created and event.sequence == 4 and reader.store.listings == 0
+    assert writer.history("D-1")[-1] == event  # and the writer, which listed before, sees it
+
+
+def test_recent_history_of_a_dossier_known_nowhere_lists_it(store, event_cache) -> None:
+    Ledger(store).append("D-1", "document_stored", "k1", "applicant", {"n": 1})  # Redis not told
+    reader = Ledger(CountingReads(store), shared_cache=event_cache())
+    assert [e.idempotency_key for e in reader.recent_history("D-1")] == ["k1"]
+    assert reader.store.listings == 1
+    assert reader.recent_history("D-1") == Ledger(store).history("D-1") and reader.store.listings == 1
+
+
+def test_an_append_missed_by_the_recent_history_is_found_by_the_conditional_create(store, event_cache) -> None:
+    writer = Ledger(store, shared_cache=event_cache())
+    writer.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
+    # another process appends and dies before telling Redis
+    unseen, _ = Ledger(store).append("D-1", "document_stored", "k2", "applicant", {"n": 2})
+
+    reader = Ledger(store, shared_cache=event_cache())
+    recent = reader.recent_history("D-1")
+    assert [e.idempotency_key for e in recent] == ["k1"]
+    event, created = reader.append("D-1", "document_stored", "k3", "applicant",
+                                   lambda history: {"after": history[-1].idempotency_key}, recent)
+    assert created and event.sequence == 3 and event.previous_hash == unseen.hash
+    assert event.payload == {"after": "k2"}  # decided on the history it extends
+    # and a redelivery of the unseen append is recognised though the recent history lacks it
+    again, created = reader.append("D-1", "document_stored", "k2", "applicant", {"n": 2}, recent)
+    assert not created and again == unseen
+
+
+def test_recent_history_after_events_vanished_from_the_store_builds_on_what_is_there(store, event_cache) -> None:
+    writer = Ledger(store, shared_cache=event_cache())
+    for number in range(3):
+        writer.append("D-1", "document_stored", f"k{number}", "applicant", {"n": number})
+    remove_past_the_store(store, event_key("D-1", 3))  # the bucket restored from an older backup
+
+    reader = Ledger(store, shared_cache=event_cache())
+    recent = reader.recent_history("D-1")
+    assert [e.idempotency_key for e in recent] == ["k0", "k1"]
+    event, _ = reader.append("D-1", "document_stored", "k9", "applicant", {"n": 9}, recent)
+    assert event.sequence == 3 and event.previous_hash == recent[-1].hash  # no gap in the chain
+    assert Ledger(store).history("D-1") == [*recent, event]
 
 
 def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFixture) -> None:
@@ -323,6 +406,8 @@ def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFi
     first, created = ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
     assert created
     assert Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store")).history("D-1") == [first]
+    reader = Ledger(s3_store, shared_cache=RedisEventCache(unreachable, "kmop", "the store"))
+    assert reader.recent_history("D-1") == [first]
     assert "ledger event cache unavailable" in caplog.text
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kmop.demo import example_applicant, sworn_statement_job
+from kmop.scenario import dossier_steps
 from kmop.errors import RenderError, StepOutOfOrder
 from kmop.jobs import DocumentJob, parse_job
 from kmop.pipeline import Pipeline
@@ -123,6 +124,33 @@ def test_store_on_a_stale_history_steps_over_the_version_recorded_since(pipeline
     stored, created = pipeline.versions.store_once(_job("dossier-1:sworn:other"), b"%PDF-1.7 other", stale)
     assert created and (version_of(first.key), version_of(stored.key)) == (1, 2)
     assert s3_store.get(first.key) != b"%PDF-1.7 other"
+
+
+def test_a_job_refused_on_the_recent_history_is_decided_again_on_the_whole_history(
+    pipeline: Pipeline, s3_store, converter
+) -> None:
+    """The pipeline's worker knows the dossier up to the knowledge test; another worker then
+    records the sworn statement without telling it (no shared cache): the quote, refused on what
+    the first worker knows, is decided again on the dossier's whole history and made."""
+    sworn, quote = [step for step in dossier_steps(example_applicant()) if isinstance(step, DocumentJob)][:2]
+    assert [e.type for e in pipeline.tracker.recent_history(sworn.dossier_id)] == [KNOWLEDGE_TEST_PASSED]
+    Pipeline(s3_store, converter, pipeline.signer, Tracker(Ledger(s3_store))).run(sworn)
+
+    result = pipeline.run(quote)
+    assert result.created and result.kind == "quote" and result.event_sequence == 3
+
+
+def test_a_redelivered_job_the_recent_history_misses_creates_nothing(pipeline: Pipeline, s3_store) -> None:
+    job = _job()
+    pipeline.tracker.recent_history(job.dossier_id)  # knows the dossier up to the knowledge test
+    other = Pipeline(s3_store, pipeline.converter, pipeline.signer, Tracker(Ledger(s3_store)))
+    first = other.run(job)  # by a worker that died before telling anyone
+
+    again = pipeline.run(job)
+    assert (again.key, again.sha256, again.event_sequence, again.created) == (
+        first.key, first.sha256, first.event_sequence, False)
+    assert _pdf_keys(s3_store, job) == [first.key]
+    assert [e.idempotency_key for e in _documents(s3_store, job.dossier_id)] == [job.idempotency_key]
 
 
 def test_same_step_twice_is_refused_and_changes_nothing(pipeline: Pipeline, s3_store, converter) -> None:

@@ -8,6 +8,13 @@ entity tag, a copy is found here only under the tag listed now, and what comes f
 checked against the hash chain like what comes from the store (``workflow.ledger`` reads the
 store again when it does not chain).
 
+Beside the events, each dossier's listing is kept as last seen (the keys and tags of its
+events, from a listing or an append): a worker about to append to a dossier can then build on
+the events kept here and ask the store about the last of them only, instead of listing the
+dossier (``Ledger.recent_history``). A listing kept here can fall behind the store (an append
+whose process died before telling Redis); it never runs ahead of it, except where the store lost
+events (a bucket restored from a backup), which that look-up of the last event finds.
+
 It is a cache and nothing more: entries expire (``ttl_seconds``), and when Redis cannot be
 reached reads miss and writes are dropped (logged), so the ledger works on from the store.
 """
@@ -41,6 +48,18 @@ class EventCache(Protocol):
         """Keep these events' stored bytes."""
         ...
 
+    def listing(self, dossier_id: str) -> list[Entry]:
+        """The dossier's events as last listed or appended here, in key order; [] if none."""
+        ...
+
+    def put_listing(self, dossier_id: str, listing: Sequence[Entry], events: Mapping[Entry, bytes]) -> None:
+        """Keep ``events`` and ``listing`` as the dossier's events (replacing the one kept)."""
+        ...
+
+    def put_appended(self, dossier_id: str, entry: Entry, raw: bytes) -> None:
+        """Keep an event just created, and add it to the dossier's listing."""
+        ...
+
 
 class RedisEventCache:
     """Event bytes in Redis under ``{namespace}:ledger-event:{scope}:{event key}:{entity tag}``.
@@ -50,12 +69,18 @@ class RedisEventCache:
     An event listed without a tag (a server that gives none) is neither kept nor answered.
     ``scope`` names the store the events come from (an endpoint and bucket, a folder), so that
     two stores holding the same dossier never share entries.
+
+    A dossier's listing is a hash under ``{namespace}:ledger-listing:{scope}:{dossier id}``, one
+    field per event key, its tag the value; it expires like the events, counted from its last
+    change. A listing with an event without a tag is not kept.
     """
 
     def __init__(self, client: redis.Redis, namespace: str, scope: str, ttl_seconds: int = TTL_SECONDS) -> None:
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self._prefix = f"{namespace}:ledger-event:{hashlib.sha256(scope.encode()).hexdigest()[:16]}:"
+        scope_hash = hashlib.sha256(scope.encode()).hexdigest()[:16]
+        self._prefix = f"{namespace}:ledger-event:{scope_hash}:"
+        self._listing_prefix = f"{namespace}:ledger-listing:{scope_hash}:"
 
     def get_many(self, entries: Sequence[Entry]) -> list[bytes | None]:
         tagged = [entry for entry in entries if entry[1]]  # without a tag a copy could be stale
@@ -69,16 +94,53 @@ class RedisEventCache:
         return [found.get(entry) for entry in entries]
 
     def put_many(self, events: Mapping[Entry, bytes]) -> None:
-        events = {entry: raw for entry, raw in events.items() if entry[1]}
-        if not events:
+        if not any(tag for _, tag in events):
             return
         try:
             with self.client.pipeline(transaction=False) as pipe:
-                for entry, raw in events.items():
-                    pipe.set(self._name(entry), raw, ex=self.ttl_seconds)
+                self._set_events(pipe, events)
                 pipe.execute()
         except redis.RedisError as exc:
             logger.warning("ledger event cache unavailable (%s); events not cached", exc)
+
+    def listing(self, dossier_id: str) -> list[Entry]:
+        try:
+            fields = self.client.hgetall(self._listing_prefix + dossier_id)
+        except redis.RedisError as exc:
+            logger.warning("ledger event cache unavailable (%s); listing the store", exc)
+            return []
+        return sorted((key.decode(), tag.decode()) for key, tag in fields.items())
+
+    def put_listing(self, dossier_id: str, listing: Sequence[Entry], events: Mapping[Entry, bytes]) -> None:
+        name = self._listing_prefix + dossier_id
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                self._set_events(pipe, events)
+                pipe.delete(name)
+                if listing and all(tag for _, tag in listing):
+                    pipe.hset(name, mapping=dict(listing))
+                    pipe.expire(name, self.ttl_seconds)
+                pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("ledger event cache unavailable (%s); events not cached", exc)
+
+    def put_appended(self, dossier_id: str, entry: Entry, raw: bytes) -> None:
+        if not entry[1]:
+            return
+        name = self._listing_prefix + dossier_id
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                self._set_events(pipe, {entry: raw})
+                pipe.hset(name, entry[0], entry[1])
+                pipe.expire(name, self.ttl_seconds)
+                pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("ledger event cache unavailable (%s); events not cached", exc)
+
+    def _set_events(self, pipe: redis.client.Pipeline, events: Mapping[Entry, bytes]) -> None:
+        for entry, raw in events.items():
+            if entry[1]:  # without a tag a copy could be stale
+                pipe.set(self._name(entry), raw, ex=self.ttl_seconds)
 
     def _name(self, entry: Entry) -> str:
         key, etag = entry

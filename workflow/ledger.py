@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
 from typing import Any
 
-from kmop.errors import KmopError, ObjectExists
+from kmop.errors import KmopError, ObjectExists, StorageError, StorageUnavailable
 from storage.base import DocumentStore
 from storage.keys import event_key, events_prefix
 
@@ -149,6 +149,12 @@ class Ledger:
     events this ledger creates or fetches are put there, and events not seen before are taken
     from there before the store is asked. They are checked against the chain the same way; a
     cached event that does not chain makes the ledger read the store instead, which decides.
+
+    ``history`` is what the dossier holds now, for whoever reads it. A worker about to append
+    asks ``recent_history`` instead: the events known here or in the shared cache, with the
+    store asked only whether it holds the last of them (a HEAD instead of a listing, which the
+    S3 server answers for less, and which does not grow with the bucket); the conditional
+    create decides whether anything was appended since.
     """
 
     def __init__(
@@ -190,8 +196,52 @@ class Ledger:
             fetched = dict(zip(new, _fetch(self.store, keys)))
             events = _chained(dossier_id, seen.events, keys, list(fetched.values()))
         if self.shared_cache is not None:
-            self.shared_cache.put_many(fetched)
+            self.shared_cache.put_listing(dossier_id, listing, fetched)
         self._remember(dossier_id, _Seen(events, listing))
+        return events
+
+    def recent_history(self, dossier_id: str) -> list[Event]:
+        """The dossier's events up to the last one known here, for deciding an append.
+
+        Built from the events this process has verified and those kept in the shared cache
+        with the dossier's listing, checked against the hash chain; the store is asked only
+        whether it holds the last of them under the same tag (a HEAD, where ``history`` lists
+        the dossier). That event's hash commits to every event before it, and events are never
+        removed, so what is returned is the store's history up to it; events appended since
+        may be missing, and ``append`` then finds their sequence number taken and decides again
+        on ``history``. Wherever that cannot be said (nothing known, a copy missing or not
+        chaining, the last event gone or changed in the store) this is ``history``. An earlier
+        event changed in the store is not looked for here: every reader of ``history`` is
+        told, and what is appended still chains onto the events as they were recorded.
+        """
+        seen = self._cached(dossier_id)
+        events, entries = seen.events, seen.entries
+        if self.shared_cache is not None:
+            shared = self.shared_cache.listing(dossier_id)
+            if shared[:len(entries)] != entries[:len(shared)]:
+                return self.history(dossier_id)  # the two disagree: the store decides
+            if len(shared) > len(entries):
+                new = shared[len(entries):]
+                raws = [raw for raw in self.shared_cache.get_many(new) if raw is not None]
+                if len(raws) < len(new):
+                    return self.history(dossier_id)
+                try:
+                    events = _chained(dossier_id, events, [key for key, _ in new], raws)
+                except LedgerCorrupted:
+                    return self.history(dossier_id)
+                entries = shared
+        if not entries or not entries[-1][1]:
+            return self.history(dossier_id)
+        last_key, last_tag = entries[-1]
+        try:
+            last = self.store.head(last_key)
+        except StorageUnavailable:
+            raise
+        except StorageError:  # not stored as put_once stores: the listing and the chain decide
+            last = None
+        if last is None or last.etag != last_tag:
+            return self.history(dossier_id)
+        self._remember(dossier_id, _Seen(events, entries))
         return events
 
     def _shared_events(self, entries: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
@@ -260,7 +310,7 @@ class Ledger:
                 except ObjectExists:
                     continue
             if self.shared_cache is not None:
-                self.shared_cache.put_many({(key, etag): raw})
+                self.shared_cache.put_appended(dossier_id, (key, etag), raw)
             event = Event(**body)
             self._remember_appended(dossier_id, history, event, etag)
             return event, True

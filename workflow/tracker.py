@@ -55,6 +55,11 @@ class Tracker:
     def history(self, dossier_id: str) -> list[Event]:
         return self.ledger.history(dossier_id)
 
+    def recent_history(self, dossier_id: str) -> list[Event]:
+        """The history as far as known here, for deciding an append (``Ledger.recent_history``):
+        it may lack the latest events, so a refusal on it must be checked on ``history``."""
+        return self.ledger.recent_history(dossier_id)
+
     def state(self, dossier_id: str) -> DossierState:
         return current_state(self.ledger.history(dossier_id))
 
