@@ -312,7 +312,7 @@ def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, even
     first = s3_store.list_tagged(events_prefix("D-1"))[0]
     forged = json.loads(cache.get_many([first])[0])
     forged["payload"] = {"n": 99}
-    cache.put_many({first: json.dumps(forged).encode()})
+    cache.put_appended("D-1", first, json.dumps(forged).encode())
 
     reader = Ledger(CountingReads(s3_store), shared_cache=event_cache())
     assert getattr(reader, read)("D-1") == writer.history("D-1") and reader.store.gets == 2
@@ -322,8 +322,8 @@ def test_a_cached_copy_that_does_not_chain_gives_way_to_the_store(s3_store, even
 
 def test_an_event_listed_without_a_tag_is_neither_kept_nor_answered(event_cache) -> None:
     cache = event_cache()
-    cache.put_many({("dossiers/D-1/events/00000001.json", ""): b"{}",
-                    ("dossiers/D-1/events/00000002.json", '"t2"'): b"{}"})
+    cache.put_appended("D-1", ("dossiers/D-1/events/00000001.json", ""), b"{}")
+    cache.put_appended("D-1", ("dossiers/D-1/events/00000002.json", '"t2"'), b"{}")
     assert cache.get_many([("dossiers/D-1/events/00000001.json", ""),
                            ("dossiers/D-1/events/00000002.json", '"t2"')]) == [None, b"{}"]
 

@@ -44,10 +44,6 @@ class EventCache(Protocol):
         """The cached bytes of each listed event, None where there are none."""
         ...
 
-    def put_many(self, events: Mapping[Entry, bytes]) -> None:
-        """Keep these events' stored bytes."""
-        ...
-
     def listing(self, dossier_id: str) -> list[Entry]:
         """The dossier's events as last listed or appended here, in key order; [] if none."""
         ...
@@ -92,16 +88,6 @@ class RedisEventCache:
             logger.warning("ledger event cache unavailable (%s); reading the store", exc)
             return [None] * len(entries)
         return [found.get(entry) for entry in entries]
-
-    def put_many(self, events: Mapping[Entry, bytes]) -> None:
-        if not any(tag for _, tag in events):
-            return
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                self._set_events(pipe, events)
-                pipe.execute()
-        except redis.RedisError as exc:
-            logger.warning("ledger event cache unavailable (%s); events not cached", exc)
 
     def listing(self, dossier_id: str) -> list[Entry]:
         try:
