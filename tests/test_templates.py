@@ -13,6 +13,7 @@ import re
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -792,7 +793,7 @@ def test_a_table_whose_columns_a_loop_makes_gets_the_grid_docxtpl_gives_it(tmp_p
     assert xml.count(b"<w:gridCol ") == 5
 
 
-def document_parts(path, context: dict[str, Any]) -> tuple[bytes, bytes]:
+def document_parts(path: Path, context: dict[str, Any]) -> tuple[bytes, bytes]:
     """The document part of the template at ``path`` rendered here, and by docxtpl itself."""
     ours = DocxPackage.read(path.stem, path.read_bytes()).render(DocxTemplate(None), context, render_environment())
     reference = DocxTemplate(str(path))
