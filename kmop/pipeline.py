@@ -19,6 +19,7 @@ render or conversion error counts only once the history says the job is to be ma
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -35,6 +36,7 @@ from storage.base import DocumentStore
 from storage.keys import version_of
 from templates.render import render_docx
 from workflow.ledger import Event
+from workflow.registration_numbers import NUMBERED_KIND, RegistrationNumbers
 from workflow.state import DossierState
 from workflow.tracker import Tracker
 
@@ -123,17 +125,20 @@ def document_result(
 
 class Pipeline:
     def __init__(
-        self, store: DocumentStore, converter: Converter, signer: DocumentSigner, tracker: Tracker
+        self, store: DocumentStore, converter: Converter, signer: DocumentSigner, tracker: Tracker,
+        registration_numbers: RegistrationNumbers | None = None,
     ) -> None:
         self.store = store
         self.converter = converter
         self.signer = signer
         self.tracker = tracker
         self.versions = DocumentVersions(store, tracker)
+        self.registration_numbers = registration_numbers or RegistrationNumbers(store)
         self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="pipeline-lookup")
 
     def run(self, job: DocumentJob) -> DocumentResult:
         timings = StageTimings()
+        job = self._numbered(job)
         lookup = self._lookups.submit(self.tracker.recent_history, job.dossier_id)
         draft = self._draft(job, timings)
         with _timed(timings, "record"):  # only the wait beyond render and conversion counts
@@ -152,6 +157,20 @@ class Pipeline:
             with _timed(timings, "record"):
                 event = self.versions.record(job, stored, known=history)
         return document_result(job, event.payload, event.sequence, created, timings)
+
+    def _numbered(self, job: DocumentJob) -> DocumentJob:
+        """A certificate job with the dossier's registration number: the one the job names (taken
+        for the dossier, refused when another dossier holds it), else the one the dossier holds,
+        else the next free one of the sequence."""
+        if job.kind != NUMBERED_KIND:
+            return job
+        service = job.data["service"]
+        given = job.data.get("registration_number")
+        if given is None:
+            number = self.registration_numbers.number_for(job.dossier_id, service)
+        else:
+            number = self.registration_numbers.claim(job.dossier_id, given, service)
+        return dataclasses.replace(job, data={**job.data, "registration_number": str(number)})
 
     def _decide(self, job: DocumentJob, recent: list[Event]) -> tuple[list[Event], Event | DossierState]:
         """The history the job builds on, and the job's event if it is recorded there, else the

@@ -40,6 +40,7 @@ class Settings:
     job_max_retries: int
     worker_scheduling: str  # "batch" or "normal" (see workers/scheduling.py)
     signature_policy: Path | None = None  # a deployment's own signing/policy.json (checked here)
+    registration_number_first: int = 1  # where the registration numbers' sequence starts
 
 
 def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -97,4 +98,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_max_retries=int_setting(env, "KMOP_JOB_MAX_RETRIES", 5, 0, 100),
         worker_scheduling=_choice(env, "KMOP_WORKER_SCHEDULING", "batch", ("batch", "normal")),
         signature_policy=signature_policy,
+        registration_number_first=int_setting(env, "KMOP_REGISTRATION_NUMBER_FIRST", 1, 1, 999_999),
     )

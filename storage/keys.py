@@ -6,6 +6,8 @@ Layout::
     dossiers/<dossier_id>/events/<sequence:08d>.json
     dossiers/<dossier_id>/signing-requests/<request_id>.pdf   (issued to be signed elsewhere)
     dossiers/<dossier_id>/signing-requests/<request_id>.json  (the request's record)
+    dossiers/<dossier_id>/registration/<service>.json          (the dossier's registration number)
+    registration-numbers/<letter>/<number:06d>.json            (who holds each number)
 
 Every component is checked so that a key built from user input stays inside its dossier.
 """
@@ -111,3 +113,26 @@ def job_record_key(dossier_id: str, idempotency_key: str) -> str:
 
 
 JOBS_PREFIX = "jobs/"
+
+_REGISTRATION_LETTERS = {"opleiding": "O", "advies": "A"}
+
+
+def registration_letter(service: str) -> str:
+    """The letter a service's registration numbers carry: ``O`` (opleiding) or ``A`` (advies)."""
+    try:
+        return _REGISTRATION_LETTERS[service]
+    except (KeyError, TypeError):
+        raise InvalidKeyPart("service", str(service), "must be opleiding or advies") from None
+
+
+def registration_number_key(service: str, number: int) -> str:
+    """The record of who holds registration number ``number`` of ``service``."""
+    if not isinstance(number, int) or not 1 <= number <= 999_999:
+        raise InvalidKeyPart("number", str(number), "must be a whole number from 1 to 999999")
+    return f"registration-numbers/{registration_letter(service)}/{number:06d}.json"
+
+
+def dossier_registration_key(dossier_id: str, service: str) -> str:
+    """The registration number a dossier holds for ``service``."""
+    registration_letter(service)
+    return f"{dossier_prefix(dossier_id)}registration/{service}.json"

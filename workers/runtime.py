@@ -18,6 +18,7 @@ from signing.identities import IdentityStore
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from storage.base import DocumentStore
+from workflow.registration_numbers import RegistrationNumbers
 
 from .factories import store_from_settings, tracker_from_settings
 
@@ -53,7 +54,8 @@ def build_runtime(settings: Settings) -> Runtime:
         max_memory_mb=settings.converter_max_memory_mb,
     )
     pool.start()
-    return Runtime(store, Pipeline(store, pool, signer, tracker_from_settings(settings, store)), pool)
+    numbers = RegistrationNumbers(store, first=settings.registration_number_first)
+    return Runtime(store, Pipeline(store, pool, signer, tracker_from_settings(settings, store), numbers), pool)
 
 
 def install_runtime(runtime: Runtime | None) -> None:
