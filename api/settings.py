@@ -12,6 +12,7 @@ The secrets never live in the repository: each role's credential comes from its 
 | ``KMOP_API_PRESIGN_SECONDS`` | lifetime of a presigned download URL (default 300 s) |
 | ``KMOP_API_MAX_TOKEN_SECONDS`` | longest lifetime of an applicant token (default 30 days) |
 | ``KMOP_WEBHOOK_SECRET`` | key that signs webhook deliveries (optional; without it webhooks are refused) |
+| ``KMOP_VERIFY_*``, ``KMOP_API_VERIFY_*`` | the bounds of ``POST /verifications``: signatures, revisions, seconds per file, worker processes, waiting requests (``signing.limits``) |
 | ``KMOP_EXTERNAL_TRUST_ROOTS`` | trust roots that signatures made elsewhere (an applicant's eID) must chain to (PEM/DER files, comma-separated); unset: signed uploads are refused with 503 |
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from kmop.settings import SettingsError, int_setting
 from kmop.signing_requests import trust_root_paths
+from signing.limits import VerificationLimits, VerificationPoolSettings, load_verification_limits, load_verification_pool
 
 MIN_SECRET_LENGTH = 32
 MAX_JOB_BYTES = 1024 * 1024  # a document job is JSON data, never a file
@@ -41,6 +43,8 @@ class ApiSettings:
     max_token_seconds: int
     webhook_secret: str | None
     external_trust_roots: tuple[Path, ...] = ()
+    verification_limits: VerificationLimits = VerificationLimits()
+    verification_pool: VerificationPoolSettings = VerificationPoolSettings()
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:
@@ -92,4 +96,6 @@ def load_api_settings(env: Mapping[str, str] | None = None) -> ApiSettings:
         max_token_seconds=int_setting(env, "KMOP_API_MAX_TOKEN_SECONDS", 30 * 86_400, 60, 365 * 86_400),
         webhook_secret=webhook_secret,
         external_trust_roots=trust_root_paths(env),
+        verification_limits=load_verification_limits(env),
+        verification_pool=load_verification_pool(env),
     )
