@@ -3,13 +3,15 @@ means (an eID card, a signing app). It is accepted only when
 
 1. the returned file starts with the issued file, byte for byte (the signer appended
    incremental updates and changed nothing that was issued);
-2. at least one new signature covers the whole issued document, and the revision it signs
-   differs from the issued one only by the signature (a signature field, its widget and value:
-   no changed page content or resources, no added or removed page, no other annotation, no
-   change to the catalog or to another form field);
-3. every signature in the returned file verifies (``signing.verify``) against the configured
+2. exactly one new signature, in the signature field the issued document prepared for it (empty
+   there), covering the whole issued document; the revision it signs differs from the issued one
+   only by that signature (the field's value and its widget's appearance; the widget's rectangle
+   stays): no changed page content or resources, no added or removed page, no new annotation or
+   field, no change to the catalog or to another form field;
+3. after that signature, nothing but its validation data: DSS updates and document timestamps;
+4. every signature in the returned file verifies (``signing.verify``) against the configured
    trust roots: intact, valid, trusted, timestamp and revocation as the validation policy
-   requires, and nothing forbidden added after the signature.
+   requires, and nothing appended that changes what the pages show.
 
 Otherwise ``ExternalSignatureRefused`` says why, and the caller leaves the dossier where it is.
 """
@@ -21,11 +23,15 @@ from dataclasses import dataclass
 
 from asn1crypto import x509
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import enumerate_sig_fields
 
 from kmop.errors import KmopError
 
 from .report import FileReport, SignatureReport
 from .verify import verify_pdf
+from .visible_changes import visible_changes
+
+_ONLY_VALIDATION_DATA = ("NONE", "LTA_UPDATES")  # pyHanko's levels: nothing, or DSS and document timestamps
 
 
 class ExternalSignatureRefused(KmopError):
@@ -69,26 +75,44 @@ def accept_external_signature(
             "(sign the document as it was issued, without saving it first)"
         )
     try:
-        issued_revisions = PdfFileReader(io.BytesIO(issued), strict=False).xrefs.total_revisions
+        issued_reader = PdfFileReader(io.BytesIO(issued), strict=False)
+        issued_revisions = issued_reader.xrefs.total_revisions
+        prepared = [name for name, _, _ in enumerate_sig_fields(issued_reader, filled_status=False)]
         reader = PdfFileReader(io.BytesIO(returned), strict=False)
         new_signatures = [s for s in reader.embedded_regular_signatures if _signed_length(s) > len(issued)]
     except Exception as exc:  # noqa: BLE001 - hostile input gets a refusal, not a crash
         raise ExternalSignatureRefused(f"the returned file cannot be read as a PDF ({exc})") from exc
+    if not prepared:
+        raise ExternalSignatureRefused("the issued document has no empty signature field to sign into")
     if not new_signatures:
         raise ExternalSignatureRefused("the returned file holds no signature over the issued document")
-    first = min(new_signatures, key=_signed_length)
+    if len(new_signatures) > 1:
+        raise ExternalSignatureRefused(
+            f"the returned file adds {len(new_signatures)} signatures ({', '.join(_field(s) for s in new_signatures)})"
+            f"; exactly one is expected, in field {prepared[0]}")
+    [first] = new_signatures
+    if _field(first) not in prepared:
+        raise ExternalSignatureRefused(
+            f"the signature is in field {_field(first)}, not in the field prepared for it ({', '.join(prepared)})")
     byte_range = first.byte_range
     if byte_range[0] != 0:
         raise ExternalSignatureRefused("the new signature does not cover the document from its first byte")
-    _only_a_signature_added(returned[:_signed_length(first)], issued_revisions, _field(first))
+    signed_revision = returned[:_signed_length(first)]
+    _only_a_signature_added(signed_revision, issued_revisions, _field(first))
+    _nothing_shown_changed(signed_revision, issued_revisions)
 
     report = verify_pdf(returned, trust_roots, name="returned.pdf", online=online)
     if not report.ok:
-        reasons = report.problems + [f"{s.field_name}: {p}" for s in report.signatures for p in s.problems]
+        reasons = [report.unchecked] if report.unchecked else []
+        reasons += report.problems + [f"{s.field_name}: {p}" for s in report.signatures for p in s.problems]
         reasons += [f"{t.field_name}: {p}" for t in report.document_timestamps for p in t.problems]
         raise ExternalSignatureRefused("; ".join(reasons) or f"verification verdict {report.indication}", report)
-    added = {_field(s) for s in new_signatures}
-    return ExternalSignatureAccepted([s for s in report.signatures if s.field_name in added], report)
+    signature = next(s for s in report.signatures if s.field_name == _field(first))
+    if signature.changes_after_signing != "none" and signature.modifications not in _ONLY_VALIDATION_DATA:
+        raise ExternalSignatureRefused(
+            f"more than the signature's validation data (DSS, document timestamps) was appended after it "
+            f"({signature.modifications})", report)
+    return ExternalSignatureAccepted([signature], report)
 
 
 def _signed_length(signature) -> int:  # type: ignore[no-untyped-def]
@@ -100,11 +124,22 @@ def _field(signature) -> str:  # type: ignore[no-untyped-def]
     return str(signature.field_name)
 
 
+def _nothing_shown_changed(signed_revision: bytes, issued_revisions: int) -> None:
+    """What the pages show is the issued document's, but for the signature's own appearance in
+    its prepared field (``signing.visible_changes`` between the issued and the signed revision)."""
+    reader = PdfFileReader(io.BytesIO(signed_revision), strict=False)
+    changes = visible_changes(reader, issued_revisions - 1)
+    if changes:
+        raise ExternalSignatureRefused("the signed revision changes what the document shows: "
+                                       + "; ".join(str(change) for change in changes[:3]))
+
+
 def _only_a_signature_added(signed_revision: bytes, issued_revisions: int, field_name: str) -> None:
     """Compare the issued revision with the signed one: same pages (content, resources, size),
-    same catalog and same non-signature form fields; the only new annotations are signature
-    widgets. (pyHanko's diff policy cannot start from a revision without a form, which is what
-    the service issues, so the rules are spelled out here.)"""
+    same catalog, same form fields but for the value of the prepared signature field
+    ``field_name``; no new annotation, no new field. (pyHanko's diff policy cannot start from a
+    revision without a form, which is what the service issues, so the rules are spelled out
+    here.)"""
     try:
         reader = PdfFileReader(io.BytesIO(signed_revision), strict=False)
         old = reader.get_historical_resolver(issued_revisions - 1)
@@ -117,7 +152,7 @@ def _only_a_signature_added(signed_revision: bytes, issued_revisions: int, field
                 if not _same(before.raw_get(key) if key in before else None,
                              after.raw_get(key) if key in after else None, budget):
                     raise ExternalSignatureRefused(f"the signed revision changes page {number} ({key})")
-            _check_annotations(number, before.get("/Annots"), after.get("/Annots"), budget)
+            _check_annotations(number, before.get("/Annots"), after.get("/Annots"), budget, field_name)
         # /Metadata: the XMP packet, whose modification date and producer signing software
         # updates (as it updates the trailer's /Info); it is not what the pages say.
         ignored = {"/AcroForm", "/Perms", "/Extensions", "/DSS", "/Pages", "/Version", "/Metadata"}
@@ -127,10 +162,17 @@ def _only_a_signature_added(signed_revision: bytes, issued_revisions: int, field
                 raise ExternalSignatureRefused(f"the signed revision changes the document catalog ({key})")
         old_form = old.root["/AcroForm"] if "/AcroForm" in old.root else None  # [] resolves, get() does not
         old_fields = old_form["/Fields"] if old_form is not None and "/Fields" in old_form else []
+        new_form = reader.root["/AcroForm"] if "/AcroForm" in reader.root else None
+        new_fields = new_form["/Fields"] if new_form is not None and "/Fields" in new_form else []
+        old_numbers = {ref.idnum for ref in old_fields.iterate() if hasattr(ref, "idnum")} if old_fields else set()
+        for field_ref in (new_fields.iterate() if new_fields else []):
+            if getattr(field_ref, "idnum", None) not in old_numbers:
+                name = field_ref.get_object().get("/T") if hasattr(field_ref, "get_object") else None
+                raise ExternalSignatureRefused(f"the signed revision adds form field {name}")
         for field_ref in old_fields:
             before = field_ref.get_object()
-            if before.get("/FT") == "/Sig":
-                continue
+            if before.get("/FT") == "/Sig" and before.get("/T") == field_name:
+                continue  # the prepared field: its value is the signature
             after = reader.get_object(field_ref.reference) if hasattr(field_ref, "reference") else None
             if after is None or not _same(before, after, budget):
                 raise ExternalSignatureRefused(f"the signed revision changes form field {before.get('/T')}")
@@ -227,7 +269,19 @@ def _is_signature_widget(annotation) -> bool:  # type: ignore[no-untyped-def]
     return parent is not None and parent.get_object().get("/FT") == "/Sig"
 
 
-def _check_annotations(number: int, before, after, budget: _Budget) -> None:  # type: ignore[no-untyped-def]
+def _is_prepared_widget(annotation, field_name: str) -> bool:  # type: ignore[no-untyped-def]
+    """The widget of the prepared signature field (on the field itself, or its kid)."""
+    if not _is_signature_widget(annotation):
+        return False
+    annotation = annotation.get_object()
+    name = annotation.get("/T")
+    if name is None and annotation.get("/Parent") is not None:
+        name = annotation.get("/Parent").get_object().get("/T")
+    return name == field_name
+
+
+def _check_annotations(number: int, before, after, budget: _Budget,  # type: ignore[no-untyped-def]
+                       field_name: str) -> None:
     from pyhanko.pdf_utils import generic
 
     def refs(annots):  # type: ignore[no-untyped-def]
@@ -241,9 +295,11 @@ def _check_annotations(number: int, before, after, budget: _Budget) -> None:  # 
     for key, annotation in old.items():
         if key not in new:
             raise ExternalSignatureRefused(f"the signed revision removes an annotation from page {number}")
-        if not _is_signature_widget(annotation) and not _same(annotation, new[key], budget):
+        if not _is_prepared_widget(annotation, field_name) and not _same(annotation, new[key], budget):
             raise ExternalSignatureRefused(f"the signed revision changes an annotation on page {number}")
     for key, annotation in new.items():
-        if key not in old and not _is_signature_widget(annotation):
+        if key not in old:
+            kind = "a signature field" if _is_signature_widget(annotation) else "an annotation"
             raise ExternalSignatureRefused(
-                f"the signed revision adds an annotation that is not a signature to page {number}")
+                f"the signed revision adds {kind} to page {number}: the signature goes into the prepared field "
+                f"{field_name}, nothing else is added")

@@ -6,7 +6,13 @@ Indications: ``TOTAL-PASSED``, ``INDETERMINATE`` (with a sub-indication such as
 ``NO_CERTIFICATE_CHAIN_FOUND``, ``TRY_LATER``, ``OUT_OF_BOUNDS_NO_POE``) and ``TOTAL-FAILED``
 (with ``HASH_FAILURE``, ``SIG_CRYPTO_FAILURE``, ``REVOKED``, ``FORMAT_FAILURE``). A file's
 verdict is its worst signature's; a file that cannot be read or holds no signature is
-``TOTAL-FAILED``/``FORMAT_FAILURE``. ``ok`` is true only for ``TOTAL-PASSED`` with no problem.
+``TOTAL-FAILED``/``FORMAT_FAILURE``; one not verified, or not wholly, because it exceeds a limit
+of work (``unchecked`` says what) is at best ``INDETERMINATE``. ``ok`` is true only for
+``TOTAL-PASSED`` with no problem.
+
+A signature followed by updates that change what the pages show (``visible_changes``) is
+``TOTAL-FAILED``/``FORMAT_FAILURE``: the hash holds, but the document a person sees is not the
+one signed (docs/verification.md says why this indication).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ _SEVERITY = {TOTAL_PASSED: 0, INDETERMINATE: 1, TOTAL_FAILED: 2}
 CHANGES_NONE = "none"
 CHANGES_ALLOWED = "allowed additions"
 CHANGES_FORBIDDEN = "forbidden changes"
+CHANGES_VISIBLE = "changes to what is shown"
 
 
 @dataclass
@@ -54,6 +61,9 @@ class SignatureReport:
     level: str | None = None
     changes_after_signing: str | None = None
     algorithm: str | None = None
+    visible_changes: list[str] = field(default_factory=list)
+    """What the updates after this signature change on the pages (``signing.visible_changes``):
+    a signature with any is not ``TOTAL-PASSED``."""
 
     @property
     def ok(self) -> bool:
@@ -93,19 +103,27 @@ class FileReport:
     signatures: list[SignatureReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     document_timestamps: list[TimestampReport] = field(default_factory=list)
+    unchecked: str | None = None
+    """Set when the file was not verified, or not wholly, because it exceeds a limit of work
+    (``signing.limits``): what was left unchecked and why."""
 
     @property
     def indication(self) -> str:
+        if self.unchecked is not None and not self.signatures:
+            return INDETERMINATE  # not verified: nothing is known either way
         if self.problems and not self.signatures:
             return TOTAL_FAILED
         worst = max((s.indication for s in self.signatures), key=_SEVERITY.__getitem__, default=TOTAL_FAILED)
-        if worst == TOTAL_PASSED and (self.problems or any(s.problems for s in self.signatures)
+        if worst == TOTAL_PASSED and (self.problems or self.unchecked is not None
+                                      or any(s.problems for s in self.signatures)
                                       or any(t.problems for t in self.document_timestamps)):
             return INDETERMINATE
         return worst
 
     @property
     def sub_indication(self) -> str | None:
+        if self.unchecked is not None and not self.signatures:
+            return "GENERIC"
         if self.problems and not self.signatures:
             return FORMAT_FAILURE
         indication = self.indication
@@ -116,7 +134,7 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.problems and bool(self.signatures) and all(s.ok for s in self.signatures)
+        return (not self.problems and self.unchecked is None and bool(self.signatures) and all(s.ok for s in self.signatures)
                 and all(t.ok for t in self.document_timestamps))
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +155,8 @@ def render_text(report: FileReport) -> str:
     sub = f" / {report.sub_indication}" if report.sub_indication and not report.ok else ""
     lines = [f"{report.name}: {verdict} ({report.indication}{sub})"]
     lines += [f"  - {problem}" for problem in report.problems]
+    if report.unchecked:
+        lines.append(f"  NOT CHECKED: {report.unchecked}")
     for sig in report.signatures:
         status = sig.indication + (f" / {sig.sub_indication}" if sig.sub_indication else "")
         lines.append(f"  signature {sig.field_name}: {'valid' if sig.ok else 'invalid'} ({status})")
@@ -158,6 +178,9 @@ def render_text(report: FileReport) -> str:
         ]
         lines += [f"    {label + ':':<14}{value}" for label, value in details if value]
         lines += [f"    - {problem}" for problem in sig.problems]
+        if sig.visible_changes:
+            lines.append("    changed after signing, on what is shown:")
+            lines += [f"      * {change}" for change in sig.visible_changes]
     for stamp in report.document_timestamps:
         lines.append(f"  document timestamp {stamp.field_name}: {'valid' if stamp.ok else 'invalid'}; "
                      f"time: {stamp.time}; authority: {stamp.authority}")

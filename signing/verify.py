@@ -13,6 +13,17 @@ timestamps as evidence record), with diff analysis of everything added after it.
 - Changes after a signature must be of a kind its certification allows (form filling, further
   signatures, DSS updates, document timestamps); anything else is a forbidden change and the
   signature is ``TOTAL-FAILED``.
+- Whatever its kind, a change after a signature that alters what the pages show (a new visible
+  annotation or widget, changed page content, resources or appearances, added pages, form values
+  that show: ``signing.visible_changes``) makes the signature ``TOTAL-FAILED``/``FORMAT_FAILURE``,
+  with the changes listed per page. A DSS, document timestamps and a signature in a field that was
+  prepared (empty) in the signed revision do not.
+- A signature the service made (its field named as ``signing.policy.signature_field_name`` names
+  it) is held to its kind's policy over the whole file: after it come only signatures in the
+  fields the policy prepares for approvals, DSS updates and document timestamps; anything else is
+  ``INDETERMINATE``/``SIG_CONSTRAINTS_FAILURE``.
+- The work is bounded (``signing.limits``): a file with more signatures or revisions than allowed
+  is not verified, and signatures not reached within the time allowed are reported unchecked.
 
 ``verify_pdf`` never raises for bad input (truncated, malformed, encrypted, hostile files): a
 problem is reported instead. No network access happens unless ``online`` is true.
@@ -25,6 +36,7 @@ import dataclasses
 import io
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 
 from asn1crypto import crl, ocsp, x509
@@ -32,6 +44,7 @@ from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESStatus
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import DocumentSecurityStore, async_validate_pdf_timestamp
 from pyhanko.sign.validation.ades import ades_lta_validation, ades_with_time_validation
 from pyhanko.sign.validation.errors import NoDSSFoundError
@@ -53,10 +66,13 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
 from .algorithms import ALGORITHM_POLICY, describe_key, key_problem
+from .limits import VerificationLimits, load_verification_limits
+from .policy import policy_for, signature_field_name
 from .report import (
     CHANGES_ALLOWED,
     CHANGES_FORBIDDEN,
     CHANGES_NONE,
+    CHANGES_VISIBLE,
     FORMAT_FAILURE,
     INDETERMINATE,
     TOTAL_FAILED,
@@ -68,6 +84,7 @@ from .report import (
 )
 from .roles import Role
 from .signer import role_from_urn
+from .visible_changes import visible_changes
 
 __all__ = ["FileReport", "SignatureReport", "TimestampReport", "async_verify_pdf", "render_text", "verify_pdf"]
 
@@ -103,14 +120,17 @@ def verify_pdf(
     *,
     online: bool = False,
     validation_time: datetime | None = None,
+    limits: VerificationLimits | None = None,
 ) -> FileReport:
     """The verification report of one PDF. Never raises for bad input: problems are reported.
 
     :param online: also fetch revocation data (OCSP, CRL) from the URLs in the certificates.
     :param validation_time: verify as of this moment instead of now (e.g. years ahead, to check
         that a B-LTA document carries everything it needs).
+    :param limits: the bounds of work; default: from the environment (``signing.limits``).
     """
-    return asyncio.run(async_verify_pdf(data, trust_roots, name, online=online, validation_time=validation_time))
+    return asyncio.run(async_verify_pdf(data, trust_roots, name, online=online, validation_time=validation_time,
+                                        limits=limits))
 
 
 async def async_verify_pdf(
@@ -120,7 +140,10 @@ async def async_verify_pdf(
     *,
     online: bool = False,
     validation_time: datetime | None = None,
+    limits: VerificationLimits | None = None,
 ) -> FileReport:
+    limits = limits or load_verification_limits()
+    deadline = time.monotonic() + limits.seconds
     result = FileReport(name=name)
     if not trust_roots:
         result.problems.append("no trust root given")
@@ -133,6 +156,11 @@ async def async_verify_pdf(
         return result
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
+        revisions = reader.xrefs.total_revisions
+        if revisions > limits.max_revisions:
+            result.unchecked = (f"the file has {revisions} revisions, more than the {limits.max_revisions} "
+                                "verified in one file (KMOP_VERIFY_MAX_REVISIONS): no signature was checked")
+            return result
         signatures = list(reader.embedded_regular_signatures)
         timestamps = list(reader.embedded_timestamp_signatures)
     except Exception as exc:  # noqa: BLE001 - hostile input: any parser failure is a verdict
@@ -141,22 +169,40 @@ async def async_verify_pdf(
     if not signatures:
         result.problems.append("the file holds no signature")
         return result
+    if len(signatures) + len(timestamps) > limits.max_signatures:
+        result.unchecked = (f"the file holds {len(signatures)} signatures and {len(timestamps)} document "
+                            f"timestamps, more than the {limits.max_signatures} verified in one file "
+                            "(KMOP_VERIFY_MAX_SIGNATURES): no signature was checked")
+        return result
     timing = _timing(validation_time)
     offline_spec = _validation_spec(trust_roots, online=False)
     online_spec = _validation_spec(trust_roots, online=True) if online else None
-    for signature in signatures:
+    for index, signature in enumerate(signatures):
+        if time.monotonic() > deadline:
+            result.unchecked = _out_of_time(limits, signatures[index:], timestamps)
+            return result
         # What the file carries decides first; the network is asked only for what is missing
         # (a fetch that fails must not spoil data the file embeds).
         report = await _assess_signature(signature, offline_spec, timing, online=False)
         if online_spec is not None and not report.ok:
             report = await _assess_signature(signature, online_spec, timing, online=True)
         result.signatures.append(report)
-    for stamp in timestamps:
+    for index, stamp in enumerate(timestamps):
+        if time.monotonic() > deadline:
+            result.unchecked = _out_of_time(limits, [], timestamps[index:])
+            return result
         stamp_report = await _assess_timestamp(stamp, trust_roots, False, validation_time)
         if online and not stamp_report.ok and validation_time is None:
             stamp_report = await _assess_timestamp(stamp, trust_roots, True, None)
         result.document_timestamps.append(stamp_report)
     return result
+
+
+def _out_of_time(limits: VerificationLimits, signatures: list[EmbeddedPdfSignature],
+                 timestamps: list[EmbeddedPdfSignature]) -> str:
+    left = [_field_name(s) for s in signatures] + [f"{_field_name(t)} (document timestamp)" for t in timestamps]
+    shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    return (f"verification stopped after {limits.seconds} s (KMOP_VERIFY_SECONDS): not checked: {shown}")
 
 
 def _timing(validation_time: datetime | None) -> ValidationTimingInfo:
@@ -234,7 +280,66 @@ async def _assess_signature(
             failure = f"{failure}; no revocation data" if failure else "no revocation data"
         report.problems.append(_explain(report.sub_indication, failure, online, status))
     _kmop_checks(report, signature, status)
+    _visible_checks(report, signature)
+    _policy_checks(report, signature, status)
     return report
+
+
+def _visible_checks(report: SignatureReport, signature: EmbeddedPdfSignature) -> None:
+    """What the updates after the signature change on the pages (``signing.visible_changes``)."""
+    changes = visible_changes(signature.reader, signature.signed_revision)
+    if not changes:
+        return
+    report.visible_changes = [str(change) for change in changes]
+    if report.changes_after_signing != CHANGES_FORBIDDEN:  # forbidden by the certification says more
+        report.changes_after_signing = CHANGES_VISIBLE
+    listed = "; ".join(report.visible_changes[:3]) + (
+        f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+    report.fail(TOTAL_FAILED, FORMAT_FAILURE,
+                f"what the document shows was changed after signing ({listed}): the signed revision is intact, "
+                "but a reader sees another document")
+
+
+def _issued_kind(signature: EmbeddedPdfSignature) -> str | None:
+    """The document kind whose signature field the signature is in, if it is one the service
+    names (``Handtekening-<role>-<kind>``)."""
+    name = _field_name(signature)
+    if not name.startswith("Handtekening-") or name.count("-") < 2:
+        return None
+    kind = name.split("-", 2)[2]
+    try:
+        policy = policy_for(kind)
+    except Exception:  # noqa: BLE001 - not a kind, or no policy: no kind's rules apply
+        return None
+    return kind if signature_field_name(kind, policy.role) == name else None
+
+
+def _policy_checks(report: SignatureReport, signature: EmbeddedPdfSignature, status: PdfSignatureStatus) -> None:
+    """For a signature the service made: what its kind's policy lets follow it, over the whole
+    file (signatures in the prepared approval fields, DSS updates, document timestamps)."""
+    kind = _issued_kind(signature)
+    if kind is None:
+        return
+    policy = policy_for(kind)
+    reader = signature.reader
+    later = [s for s in reader.embedded_regular_signatures if s.signed_revision > signature.signed_revision]
+    if later:
+        prepared = {name for name, _, _ in enumerate_sig_fields(
+            reader.get_historical_resolver(signature.signed_revision), filled_status=False)}
+        allowed = ", ".join(f for f in policy.approval_fields if f in prepared) or "none"
+        for other in later:
+            name = _field_name(other)
+            if name not in policy.approval_fields or name not in prepared:
+                report.fail(INDETERMINATE, "SIG_CONSTRAINTS_FAILURE",
+                            f"the signature policy of {kind} allows no signature in field {name} after this one "
+                            f"(prepared approval fields: {allowed})")
+    ceiling = ModificationLevel.FORM_FILLING if later else ModificationLevel.LTA_UPDATES
+    level = status.modification_level
+    if level is not None and level > ceiling:
+        follows = "signatures in its prepared approval fields, " if policy.approval_fields else ""
+        report.fail(INDETERMINATE, "SIG_CONSTRAINTS_FAILURE",
+                    f"the signature policy of {kind} lets only {follows}DSS updates and document timestamps "
+                    f"follow this signature; the file has more ({level.name})")
 
 
 def _followed_by_document_timestamp(signature: EmbeddedPdfSignature) -> bool:

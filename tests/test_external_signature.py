@@ -13,10 +13,25 @@ from signing.identities import load_certificates
 from tests.pki_fixtures import sign_raw
 
 
+FIELD = "eID-handtekening"
+
+
+def with_prepared_field(pdf: bytes, field_name: str = FIELD) -> bytes:
+    """``pdf`` with an empty, visible signature field, as the service issues a document to sign."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    append_signature_field(writer, SigFieldSpec(field_name, on_page=0, box=(36, 110, 290, 156)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def issued(blank_pdf_bytes: bytes) -> bytes:
-    """The sworn statement as the service hands it out for signing."""
-    return blank_pdf_bytes
+    """The sworn statement as the service hands it out for signing: with its empty field."""
+    return with_prepared_field(blank_pdf_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +56,8 @@ def test_signature_chaining_to_another_root_is_refused(issued: bytes, eid_signat
 def test_signature_over_an_altered_document_is_refused(issued: bytes, test_pki, test_pki_signer) -> None:
     altered = issued.replace(b"/Producer (pypdf)", b"/Producer (pypdF)")
     assert altered != issued
-    returned = sign_raw(altered, test_pki.signer("applicant"), timestamper=test_pki_signer.timestamper)
+    returned = sign_raw(altered, test_pki.signer("applicant"), timestamper=test_pki_signer.timestamper,
+                        field_name=FIELD)
     with pytest.raises(ExternalSignatureRefused, match="does not start with the issued document"):
         accept_external_signature(issued, returned, [test_pki.root], online=True)
 
@@ -58,7 +74,7 @@ def test_page_changed_in_the_signed_revision_is_refused(issued: bytes, test_pki,
     page["/Contents"] = writer.add_object(generic.StreamObject(stream_data=b"BT /F1 12 Tf 72 720 Td (Niet) Tj ET"))
     writer.update_container(page)
     out = io.BytesIO()
-    signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name="eID", subfilter=SigSeedSubFilter.PADES),
+    signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=FIELD, subfilter=SigSeedSubFilter.PADES),
                      signer=test_pki.signer("applicant"), timestamper=test_pki_signer.timestamper, output=out)
     with pytest.raises(ExternalSignatureRefused, match="changes page 1"):
         accept_external_signature(issued, out.getvalue(), [test_pki.root], online=True)
@@ -80,7 +96,8 @@ def test_unsigned_return_is_refused(issued: bytes, test_pki) -> None:
 
 
 def test_signature_by_a_revoked_certificate_is_refused(issued: bytes, test_pki, test_pki_signer) -> None:
-    returned = sign_raw(issued, test_pki.signer("revoked"), timestamper=test_pki_signer.timestamper)
+    returned = sign_raw(issued, test_pki.signer("revoked"), timestamper=test_pki_signer.timestamper,
+                        field_name=FIELD)
     with pytest.raises(ExternalSignatureRefused, match="revoked"):
         accept_external_signature(issued, returned, [test_pki.root], online=True)
 
