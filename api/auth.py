@@ -9,6 +9,10 @@
 No credentials, or ones that are invalid or expired: 401 with ``WWW-Authenticate: Bearer``. A
 role that may not use the operation: 403. An applicant asking for another dossier gets the very
 404 a dossier that does not exist gets.
+
+Both checks run in ``api.guard.RequestGuard`` before a byte of the body is read: ``identify``
+resolves the token, and the ``RoleCheck`` dependency that ``require`` gives a route names the
+roles the guard checks. The dependencies below then only pick up what the guard found.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .errors import ApiError, not_found
+from .settings import ApiSettings
 from .tokens import TokenExpired, TokenInvalid, looks_like_token, read_token
 
 
@@ -52,11 +57,25 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
-def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-    if credentials is None:
+PRINCIPAL_SCOPE_KEY = "kmop.principal"
+"""Where ``RequestGuard`` leaves the caller it identified, in the ASGI scope."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, None without one."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def identify(settings: ApiSettings, token: str | None) -> Principal:
+    """The caller a bearer token stands for; 401 (``ApiError``) when there is none or it is not valid."""
+    if token is None:
         raise _unauthorized("missing_credentials", "send 'Authorization: Bearer <token>'")
-    settings = request.app.state.services.settings
-    token = credentials.credentials
     if _same(token, settings.service_token):
         return Principal(ApiRole.SERVICE)
     if _same(token, settings.agency_token):
@@ -72,16 +91,34 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     raise _unauthorized("invalid_credentials", "the token is not valid")
 
 
-def require(*roles: ApiRole) -> Callable[..., Principal]:
-    """A dependency that lets only ``roles`` through (403 for any other authenticated caller)."""
-    names = ", ".join(r.value for r in roles)
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    """The caller ``RequestGuard`` identified (``bearer`` declares the scheme in OpenAPI)."""
+    found = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(found, Principal):
+        return found
+    return identify(request.app.state.services.settings, credentials.credentials if credentials else None)
 
-    def check(principal: Principal = Depends(authenticate)) -> Principal:
-        if principal.role not in roles:
+
+class RoleCheck:
+    """The dependency ``require`` gives a route: its ``roles`` are what ``RequestGuard`` checks
+    before the body is read, and the check is repeated here for the handler."""
+
+    def __init__(self, roles: tuple[ApiRole, ...]) -> None:
+        self.roles = roles
+
+    def check(self, principal: Principal) -> None:
+        if principal.role not in self.roles:
+            names = ", ".join(r.value for r in self.roles)
             raise ApiError(403, "forbidden", f"this operation is for the {names} role; you are {principal.role.value}")
+
+    def __call__(self, principal: Principal = Depends(authenticate)) -> Principal:
+        self.check(principal)
         return principal
 
-    return check
+
+def require(*roles: ApiRole) -> Callable[..., Principal]:
+    """A dependency that lets only ``roles`` through (403 for any other authenticated caller)."""
+    return RoleCheck(roles)
 
 
 def check_dossier_access(principal: Principal, dossier_id: str) -> None:

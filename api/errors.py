@@ -70,13 +70,15 @@ def not_found(what: str) -> ApiError:
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request: a body that does not parse, a missing or malformed Idempotency-Key",
+    400: "Malformed request: a body that is not UTF-8 JSON, is nested too deeply or holds a lone surrogate "
+         "(field names where), a missing or malformed Idempotency-Key",
     401: "No credentials, or credentials that are invalid or expired",
     403: "The credentials' role may not use this operation",
     404: "Not found (a dossier that is not yours looks exactly like one that does not exist)",
     409: "Conflict with the dossier's state (a step out of order), with a request in progress, or with a "
          "signing request accepted before",
-    413: "The request body is larger than allowed",
+    413: "The request body is larger than the operation's limit (the message names it): 1 MiB of JSON, or "
+         "KMOP_API_MAX_UPLOAD_BYTES for a PDF upload",
     415: "The request body's media type is not accepted here",
     422: "Invalid input: the body names the field and the reason (for a refused signed document, with its "
          "verification report)",
@@ -99,6 +101,11 @@ def error_responses(*statuses: int, beside_other_media: bool = False) -> dict[in
 
 def _respond(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """The answer to a refusal raised outside the handlers (``api.guard``)."""
+    return _respond(error.status, error.body, error.headers)
 
 
 # Pydantic names the chosen member of a tagged union in an error's location
@@ -156,7 +163,7 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return _respond(exc.status, exc.body, exc.headers)
+    return error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

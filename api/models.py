@@ -153,9 +153,14 @@ class FactRecorded(BaseModel):
     expected_next: list[ExpectedStep]
 
 
+DEFAULT_TOKEN_SECONDS = 86_400
+
+
 class TokenRequest(_Strict):
-    ttl_seconds: int = Field(default=86_400, ge=60, le=365 * 86_400,
-                             description="lifetime; at most KMOP_API_MAX_TOKEN_SECONDS (30 days by default)")
+    ttl_seconds: int = Field(default=DEFAULT_TOKEN_SECONDS, ge=60, le=365 * 86_400,
+                             description="lifetime in seconds; at most KMOP_API_MAX_TOKEN_SECONDS (30 days by "
+                                         "default: the maximum below is this server's); by default a day, or "
+                                         "that maximum when it is shorter")
 
 
 class TokenIssued(BaseModel):
@@ -258,8 +263,27 @@ class WebhookDeliveries(BaseModel):
 
 @cache
 def job_schema() -> dict[str, Any]:
-    """The job body for OpenAPI: ``api/schemas/job.schema.json`` without its per-kind ``data``
-    branches (they reference the templates' schemas by URI; ``parse_job`` checks them)."""
+    """The job body for OpenAPI: ``api/schemas/job.schema.json`` with each kind's data schema
+    (``templates/<kind>/schema.json``, which it references by URI) written in place, so the
+    description says what ``parse_job`` checks of the data; what a schema cannot say (the
+    tariff, the norm's indicators, the dossier's state) is refused with 422 or 409."""
+    from templates.catalog import TEMPLATES_DIR, get_kind
+    from templates.validation import inline_refs
+
     schema = json.loads((SCHEMAS_DIR / "job.schema.json").read_text(encoding="utf-8"))
-    return {k: v for k, v in schema.items() if k in ("title", "description", "type", "required",
-                                                     "properties", "additionalProperties")}
+    common = json.loads((TEMPLATES_DIR / "common.schema.json").read_text(encoding="utf-8"))
+    kinds = {}
+    for name in schema["properties"]["kind"]["enum"]:
+        data = inline_refs(get_kind(name).schema, {common["$id"]: common})
+        kinds[data.get("$id", name)] = {k: v for k, v in data.items() if k not in ("$id", "$schema", "$defs")}
+
+    def place(node: Any) -> Any:
+        if isinstance(node, list):
+            return [place(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if isinstance(node.get("$ref"), str) and node["$ref"] in kinds:
+            return kinds[node["$ref"]]
+        return {key: place(value) for key, value in node.items()}
+
+    return {k: place(v) for k, v in schema.items() if k not in ("$schema", "$id", "$comment")}

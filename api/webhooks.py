@@ -24,8 +24,11 @@ still see one twice (a worker killed after the POST) and de-duplicates on ``webh
 The worker signs with ``KMOP_WEBHOOK_SECRET``. This module is imported by ``workers.app``, so
 every worker knows the callback actors; it does not import FastAPI.
 
-Limits: the URL is the producer's (an authenticated service); the worker POSTs to it without
-an allow-list, so deploy the workers where that is acceptable.
+The URL is checked when the job is submitted and again at each attempt, and the POST goes to
+the address that was checked (``api.webhook_targets``): loopback, private, link-local and other
+internal addresses are refused unless ``KMOP_WEBHOOK_ALLOWED_NETWORKS`` names them, redirects
+are not followed and no proxy is used. A refused attempt is recorded and not retried. See
+docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from .callbacks import DELIVER, DELIVERIES_PREFIX, JOB_FAILED, JOB_SUCCEEDED, WE
 from .dossiers import recorded_document
 from .settings import int_setting
 from .webhook_signature import signature_headers
+from .webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved, targets_from_env
 
 install_broker()
 
@@ -137,30 +141,56 @@ def _retry_delivery(retries_so_far: int, exception: BaseException) -> bool:
 @dramatiq.actor(queue_name=WEBHOOK_QUEUE, actor_name=DELIVER, retry_when=_retry_delivery,
                 min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS)
 def deliver_webhook(url: str, event: dict[str, Any]) -> None:
-    store = _store()
+    current = CurrentMessage.get_current_message()
+    attempt = (current.options.get("retries", 0) if current is not None else 0) + 1
+    deliver(url, event, store=_store(), secret=os.environ.get(SECRET_ENV), targets=_targets(), attempt=attempt)
+
+
+@cache
+def _targets() -> WebhookTargets:
+    return targets_from_env()
+
+
+def deliver(url: str, event: dict[str, Any], *, store: DocumentStore, secret: str | None, targets: WebhookTargets,
+            attempt: int = 1, timeout: float = TIMEOUT_SECONDS) -> None:
+    """One delivery attempt, recorded; ``WebhookDeliveryFailed`` when it is worth retrying.
+
+    The URL is checked again here (``WebhookTargets.target``: the address it resolves to now)
+    and the POST goes to that checked address; a refused target is recorded and not retried."""
     folder = _event_folder(event)
     if _delivered(store, folder):
         return
-    current = CurrentMessage.get_current_message()
-    attempt = (current.options.get("retries", 0) if current is not None else 0) + 1
     record: dict[str, Any] = {
         "event_id": event["id"], "event_type": event["type"], "dossier_id": event["data"].get("dossier_id"),
         "job_id": event["data"].get("job_id"), "url": url, "attempt": attempt,
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
     }
-    secret = os.environ.get(SECRET_ENV)
     if not secret:
         _record(store, folder, {**record, "ok": False, "status_code": None, "duration_ms": 0,
                                 "error": f"{SECRET_ENV} is not set on the worker; not sent"})
         return
+    try:
+        target = targets.target(url)
+    except WebhookTargetRefused as exc:
+        _record(store, folder, {**record, "ok": False, "status_code": None, "duration_ms": 0,
+                                "error": f"refused, not sent: the webhook URL {exc}"})
+        logger.warning("webhook %s to %s refused: %s", event["id"], url, exc)
+        return
+    except WebhookTargetUnresolved as exc:
+        _record(store, folder, {**record, "ok": False, "status_code": None, "duration_ms": 0, "error": str(exc)})
+        raise WebhookDeliveryFailed(f"webhook {event['id']} to {url}: {exc}") from None
     body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {"content-type": "application/json", "user-agent": "kmop-docs-webhooks/1",
-               **signature_headers(secret, event["id"], int(time.time()), body)}
+               "host": target.host_header, **signature_headers(secret, event["id"], int(time.time()), body)}
+    extensions = {"sni_hostname": target.server_name} if target.server_name else {}
     started = time.monotonic()
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False)
+        with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+            response = client.post(target.connect_url, content=body, headers=headers, extensions=extensions)
         status: int | None = response.status_code
         error = None if 200 <= response.status_code < 300 else f"the receiver answered HTTP {response.status_code}"
+        if response.is_redirect:
+            error += " (a redirect: not followed)"
     except httpx.HTTPError as exc:
         status, error = None, f"{type(exc).__name__}: {exc}"
     duration_ms = int((time.monotonic() - started) * 1000)

@@ -2,7 +2,13 @@
 
 Besides the standard formats (``date``, ``email``) the schemas may use ``be-enterprise-number``,
 ``iban`` and ``bic``. Strings may not hold control characters (other than tab and newline): they
-cannot be written into a document faithfully.
+cannot be written into a document faithfully. Nor may they hold what a reader of the signed
+document cannot see: any character of Unicode general category Cf (format: bidirectional
+overrides, isolates and marks, zero-width space and joiners, soft hyphen, byte-order mark,
+tag characters) or Zl/Zp (line and paragraph separators). A name that shows one way and is
+another ("Jan\u200bPeeters" is not "JanPeeters"), or text that a viewer reorders, must not be
+signed. No Dutch, French or German name needs one: a soft hyphen only marks where a word
+may break, and the joiners serve scripts our documents do not print.
 
 jsonschema decides and explains; data is first put to the same schema compiled to Python by
 fastjsonschema, which is some twenty times faster on a long list (the pack's 830 rows) and
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import unicodedata
 from functools import cache
 from collections.abc import Callable
 from typing import Any
@@ -89,22 +97,67 @@ def _reason(error: ValidationError) -> str:
     return message if len(message) <= _MAX_REASON else message[: _MAX_REASON - 1] + "…"
 
 
-_REFUSED = re.compile(f"{_CONTROL.pattern}|{_BIDI_CONTROL.pattern}")
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zl", "Zp"})
+
+
+def _class_of(code_points: list[int]) -> str:
+    """A regular-expression character class of ``code_points``, as ranges."""
+    parts, start, end = [], None, None
+    for point in code_points + [-2]:
+        if start is not None and point == end + 1:
+            end = point
+            continue
+        if start is not None:
+            parts.append(f"\\U{start:08x}" if start == end else f"\\U{start:08x}-\\U{end:08x}")
+        start = end = point
+    return "[" + "".join(parts) + "]"
+
+
+@cache
+def _invisible() -> re.Pattern[str]:
+    """Every character of the invisible categories in this Python's Unicode database."""
+    points = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in INVISIBLE_CATEGORIES]
+    return re.compile(_class_of(points))
+
+
+@cache
+def _refused() -> re.Pattern[str]:
+    return re.compile(f"{_CONTROL.pattern}|{_invisible().pattern}")
 
 
 def _any_refused(value: Any) -> bool:
     """Whether some string in ``value`` holds a refused character (no paths built: most data
     has none, and a long list's paths cost more than its check)."""
+    refused = _refused()
     if isinstance(value, str):
-        return _REFUSED.search(value) is not None
+        return refused.search(value) is not None
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         if isinstance(item, str):
-            if _REFUSED.search(item) is not None:
+            if refused.search(item) is not None:
                 return True
         elif _any_refused(item):
             return True
     return False
+
+
+def refusal_of(text: str) -> str | None:
+    """Why ``text`` may not be printed in a document, None when it may."""
+    found = _CONTROL.search(text)
+    if found:
+        return f"contains the control character U+{ord(found.group()):04X}"
+    found = _BIDI_CONTROL.search(text)
+    if found:
+        return f"contains the bidirectional formatting character U+{ord(found.group()):04X}"
+    found = _invisible().search(text)
+    if found:
+        character = found.group()
+        name = unicodedata.name(character, "unnamed")
+        if unicodedata.category(character) == "Cf":
+            return f"contains the invisible formatting character U+{ord(character):04X} ({name})"
+        return (f"contains the {name.lower()} U+{ord(character):04X}; only a line feed (U+000A) "
+                "breaks a line, where the field allows several")
+    return None
 
 
 def _check_strings(value: Any, path: str) -> None:
@@ -115,12 +168,9 @@ def _check_strings(value: Any, path: str) -> None:
 
 def _name_refused(value: Any, path: str) -> None:
     if isinstance(value, str):
-        found = _CONTROL.search(value)
-        if found:
-            raise InvalidJob(path, f"contains the control character U+{ord(found.group()):04X}")
-        found = _BIDI_CONTROL.search(value)
-        if found:
-            raise InvalidJob(path, f"contains the bidirectional formatting character U+{ord(found.group()):04X}")
+        reason = refusal_of(value)
+        if reason is not None:
+            raise InvalidJob(path, reason)
     elif isinstance(value, dict):
         for key, item in value.items():
             _name_refused(item, f"{path}.{key}")

@@ -115,6 +115,7 @@ def stack(s3_endpoint: str, pki_dir: Path, tmp_path_factory: pytest.TempPathFact
         "KMOP_API_APPLICANT_KEY": APPLICANT_KEY, "KMOP_API_TRUST_ROOTS": str(pki_dir / "root.pem"),
         "KMOP_API_MAX_UPLOAD_BYTES": str(MAX_UPLOAD), "KMOP_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "KMOP_WEBHOOK_MIN_BACKOFF_MS": "200", "KMOP_WEBHOOK_MAX_BACKOFF_MS": "2000",
+        "KMOP_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the receiver below; internal addresses need it
     })
     logs = tmp_path_factory.mktemp("api-logs")
     worker = subprocess.Popen(

@@ -125,7 +125,9 @@ def applicant_token(
     body: Annotated[TokenRequest | None, Body()] = None,
 ) -> TokenIssued:
     settings = services_of(request).settings
-    ttl = (body or TokenRequest()).ttl_seconds
+    given = body or TokenRequest()
+    ttl = given.ttl_seconds if "ttl_seconds" in given.model_fields_set else min(given.ttl_seconds,
+                                                                                settings.max_token_seconds)
     if ttl > settings.max_token_seconds:
         raise ApiError(422, "invalid_request", f"ttl_seconds: at most {settings.max_token_seconds}",
                        field="ttl_seconds", reason=f"must be at most {settings.max_token_seconds}")

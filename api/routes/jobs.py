@@ -17,7 +17,6 @@ from contextlib import nullcontext
 from typing import Annotated, Any
 
 import dramatiq.errors
-import httpx
 import redis.exceptions
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -37,6 +36,7 @@ from ..errors import ApiError, error_responses, not_found
 from ..idempotency import KEY_PATTERN, fingerprint
 from ..models import UUID_PATTERN, DocumentInfo, JobAccepted, JobError, JobStatus, job_schema
 from ..settings import MAX_JOB_BYTES
+from ..webhook_targets import WebhookTargetRefused, WebhookTargetUnresolved
 
 router = APIRouter(tags=["jobs"])
 
@@ -49,19 +49,17 @@ def _job_record_key(job_id: str) -> str:
 
 
 def _check_webhook(services: Services, url: str | None) -> None:
+    """The URL's form and the address it resolves to now (``api.webhook_targets``); the worker
+    checks it again at each delivery."""
     if url is None:
         return
     if services.settings.webhook_secret is None:
         raise ApiError(422, "webhooks_not_configured", "webhooks are not configured on this service (KMOP_WEBHOOK_SECRET)",
                        field="Webhook-URL", reason="webhooks are not configured")
     try:
-        parsed = httpx.URL(url)
-        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
-    except (httpx.InvalidURL, ValueError):
-        valid = False
-    if not valid:
-        raise ApiError(422, "invalid_request", f"Webhook-URL: {url!r} is not an absolute http(s) URL",
-                       field="Webhook-URL", reason="must be an absolute http or https URL")
+        services.webhook_targets.target(url)
+    except (WebhookTargetRefused, WebhookTargetUnresolved) as exc:
+        raise ApiError(422, "invalid_request", f"Webhook-URL: {exc}", field="Webhook-URL", reason=str(exc)) from None
 
 
 def _enqueue(services: Services, key: str, request_hash: str, payload: Any, webhook_url: str | None) -> tuple[dict, bool]:
