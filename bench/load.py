@@ -194,7 +194,7 @@ def run_load(jobs: int, processes: int, s3_endpoint: str, redis_url: str = "redi
     ``one_at_a_time``: submit each job only when the one before it is done and the workers have
     idled for a moment: the latency of single jobs on an idle system; ``before_each(index)``, if
     given, runs before each of them is submitted (a baseline measured beside each job)."""
-    from tests.processes import Worker, worker_env  # the same launcher the fault tests use
+    from testing.processes import Worker, worker_env  # the same launcher the fault tests use
 
     run = uuid.uuid4().hex[:6]
     work_dir = work_dir or Path(tempfile.mkdtemp(prefix="kmop-load-"))
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.s3_endpoint:
         report = run_load(args.jobs, args.processes, args.s3_endpoint, args.redis_url)
     else:
-        from tests.s3server import MotoServer
+        from testing.s3server import MotoServer
 
         with MotoServer() as server:
             report = run_load(args.jobs, args.processes, server.url, args.redis_url, s3_pid=server.pid)

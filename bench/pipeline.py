@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-rounds", type=int, default=180,
                         help="times the six documents for the in-process memory run (default 180)")
     args = parser.parse_args(argv)
-    from tests.s3server import MotoServer
+    from testing.s3server import MotoServer
 
     work = Path(tempfile.mkdtemp(prefix="kmop-bench-"))
     pki = generate_dev_pki(work / "pki", b"bench")

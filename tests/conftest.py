@@ -1,9 +1,16 @@
-"""Fixtures for the storage tests: an S3 endpoint for the session and a fresh bucket per test.
+"""Session-wide parts the tests share, each started once and owned by the test session.
 
-``KMOP_TEST_S3_ENDPOINT`` names an endpoint that is already running (CI may start MinIO or
-moto itself); without it a moto server is started in a child process for the session.
-``KMOP_TEST_S3_ACCESS_KEY`` and ``KMOP_TEST_S3_SECRET_KEY`` give that endpoint's credentials;
-they default to fake ones, which moto accepts.
+- Redis: ``KMOP_TEST_REDIS_URL`` names a Redis the tests may use (CI may start one); without it
+  the session starts a redis-server of its own on a free loopback port. This is the one place
+  that reads the setting: tests take the ``redis_url`` fixture, and keep to their own key
+  namespace (``namespace``) and their own connections' clients.
+- S3: ``KMOP_TEST_S3_ENDPOINT`` names an endpoint that is already running (MinIO, moto);
+  without it a moto server is started in a child process. ``KMOP_TEST_S3_ACCESS_KEY`` and
+  ``KMOP_TEST_S3_SECRET_KEY`` give its credentials (fake ones by default, which moto accepts).
+- A development PKI, an NSS trust store and a warm LibreOffice pool.
+
+``--no-skips`` (CI runs with it) turns every skipped test into a failure: a part the tests
+need and cannot find is an error there, not a quiet green run.
 """
 
 from __future__ import annotations
@@ -17,10 +24,68 @@ import pytest
 import redis
 
 from storage.s3 import S3Store
-from tests.s3server import MotoServer
+from testing.processes import RedisServer
+from testing.s3server import MotoServer
+from tests.support.s3 import remove_bucket
 
-pytest_plugins = ["tests.pki_fixtures"]
+pytest_plugins = ["tests.pki_fixtures", "tests.support.softhsm"]
 
+REDIS_URL_ENV = "KMOP_TEST_REDIS_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-skips", action="store_true", default=False,
+                     help="report every skipped test as failed (CI: a missing part must not pass quietly)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("--no-skips"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and --no-skips makes a skip a failure: {reason}"
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis the tests use: ``KMOP_TEST_REDIS_URL``, or a server of the session's own."""
+    configured = os.environ.get(REDIS_URL_ENV)
+    if configured:
+        yield configured
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persistent=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A connection of the test's own to the tests' Redis."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A private Redis key namespace on the tests' Redis, removed afterwards."""
+    name = f"kmop-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+# --- S3 -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
@@ -43,14 +108,7 @@ def s3_store(s3_endpoint: str) -> Iterator[S3Store]:
     )
     store.ensure_bucket()
     yield store
-    _remove_bucket(store)
-
-
-def _remove_bucket(store: S3Store) -> None:
-    """Leave a shared endpoint as it was found (a moto server dies with the session anyway)."""
-    for key in store.list(""):
-        store.client.delete_object(Bucket=store.bucket, Key=key)
-    store.client.delete_bucket(Bucket=store.bucket)
+    remove_bucket(store)
 
 
 # --- signing and conversion: one development PKI and one warm LibreOffice pool per session ---
@@ -86,15 +144,3 @@ def converter_pool():
 
     with ConverterPool(size=1, conversion_timeout=120) as pool:
         yield pool
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A private Redis key namespace on the machine's Redis (127.0.0.1:6379), removed afterwards."""
-    name = f"kmop-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    keys = list(client.scan_iter(f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()

@@ -6,6 +6,12 @@ the certificates (CRL distribution points, OCSP responders) and the timestamp au
 it, so timestamps and revocation data travel over real HTTP. Key files are generated for the
 session into a temporary folder, encrypted; none is in the repository.
 
+The dates in certomancer.yml are written as seen from ``ANCHOR``; each session moves every one
+of them (validity periods, revocation) by the time from ``ANCHOR`` to the session's start and
+serves that copy, so the signer certificates stay valid for two years after any run, the
+revoked one was revoked a month before it and the expired one expired a year before it.
+``TestPki.shifted`` gives a date of the file as this session sees it.
+
 Fixtures:
 - ``test_pki``: the running PKI (``TestPki``): certificates, signers for any certificate label,
   an identities folder (one encrypted PKCS#12 per role, the TSA URL, the root), ``stopped()``
@@ -18,6 +24,7 @@ Fixtures:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import socket
@@ -44,6 +51,30 @@ PASSPHRASE_ENV = "KMOP_TEST_PKI_PASSPHRASE"
 ROLES = ("applicant", "audit_firm", "auditor", "commission", "agency")
 _KEYS = {"agency_ec": "ec-p256", "weak": "rsa-1024"}
 _LABELS = ("root", "interm", "tsa", "ocsp", *ROLES, "agency_ec", "revoked", "expired", "weak")
+ANCHOR = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # "now" as the dates in certomancer.yml see it
+_DATE_FIELDS = ("valid-from", "valid-to", "revoked-since")
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def shifted_config(source: Path, target: Path, shift: dt.timedelta) -> Path:
+    """Write ``source`` to ``target`` with every date moved by ``shift``."""
+    import yaml
+
+    def move(node: object) -> object:
+        if isinstance(node, dict):
+            return {key: (_moved(value, shift) if key in _DATE_FIELDS else move(value)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [move(item) for item in node]
+        return node
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    target.write_text(yaml.safe_dump(move(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+def _moved(value: object, shift: dt.timedelta) -> str:
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.strptime(str(value), _DATE_FORMAT)
+    return (moment + shift).astimezone(dt.timezone.utc).strftime(_DATE_FORMAT)
 
 
 def generate_keys(directory: Path) -> None:
@@ -70,7 +101,8 @@ class Animator:
     """The test PKI's services (tests/pki/animate.py) in a child process; ``stop``/``start`` cut
     and restore the network."""
 
-    def __init__(self, key_root: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, key_root: Path, port: int, log: Path) -> None:
+        self.config = config
         self.key_root = key_root
         self.port = port
         self.prefix = f"http://127.0.0.1:{port}"
@@ -78,7 +110,7 @@ class Animator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, str(ANIMATE), "--config", str(CONFIG), "--key-root", str(self.key_root),
+        command = [sys.executable, str(ANIMATE), "--config", str(self.config), "--key-root", str(self.key_root),
                    "--url-prefix", self.prefix, "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -117,12 +149,22 @@ class TestPki:
     directory: Path
     animator: Animator
     config: object
+    shift: dt.timedelta
     identities_dir: Path = field(init=False)
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
 
     def __post_init__(self) -> None:
         self.identities_dir = self.directory / "identities"
+
+    @property
+    def config_path(self) -> Path:
+        """This session's certomancer.yml: the repository's, its dates moved (see the module)."""
+        return self.animator.config
+
+    def shifted(self, moment: dt.datetime) -> dt.datetime:
+        """A date as written in certomancer.yml, as this session sees it."""
+        return moment + self.shift
 
     @property
     def arch(self):  # type: ignore[no-untyped-def]
@@ -196,10 +238,12 @@ def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestPki]:
 
     directory = tmp_path_factory.mktemp("test-pki")
     generate_keys(directory / "keys")
-    animator = Animator(directory, free_port(), directory / "animator.log")
-    config = CertomancerConfig.from_file(str(CONFIG), key_search_dir=str(directory),
+    shift = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - ANCHOR
+    config_path = shifted_config(CONFIG, directory / "certomancer.yml", shift)
+    animator = Animator(config_path, directory, free_port(), directory / "animator.log")
+    config = CertomancerConfig.from_file(str(config_path), key_search_dir=str(directory),
                                          external_url_prefix=animator.prefix)
-    pki = TestPki(directory, animator, config)
+    pki = TestPki(directory, animator, config, shift)
     pki.write_identities()
     animator.start()
     try:

@@ -20,24 +20,23 @@ import redis
 from kmop.scenario import dossier_steps
 from signing.roles import Role
 from storage.s3 import S3Store
-from tests.conftest import _remove_bucket
+from testing.processes import free_port
 from tests.pki_fixtures import PASSPHRASE_ENV, PKCS12_PASSPHRASE, sign_raw
 from tests.signing_request_fixtures import eid_sign, external_job_message
-from tests.test_api import (
+from tests.support.api import (
     AGENCY_TOKEN,
     APPLICANT_KEY,
     JOB_TIMEOUT,
-    REDIS_URL,
     REPO,
     SERVICE_TOKEN,
-    _applicant,
-    _applicant_token,
-    _client,
-    _free_port,
-    _record_fact,
-    _stop,
-    _wait_for,
+    api_client,
+    applicant,
+    applicant_token,
+    record_fact,
+    stop,
+    wait_for,
 )
+from tests.support.s3 import remove_bucket
 
 MAX_UPLOAD = 2 * 1024 * 1024
 DOSSIER = "API-EID-1"
@@ -51,7 +50,8 @@ class EidStack:
 
 
 @pytest.fixture(scope="module")
-def eid_stack(s3_endpoint: str, test_pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EidStack]:
+def eid_stack(s3_endpoint: str, redis_url: str, test_pki,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[EidStack]:
     """The API and one worker, configured to accept signatures chaining to the test PKI's root."""
     namespace = f"kmop-eid-test-{uuid.uuid4().hex[:8]}"
     store = S3Store.from_settings(endpoint_url=s3_endpoint, bucket=f"kmop-eid-{uuid.uuid4().hex}",
@@ -59,14 +59,14 @@ def eid_stack(s3_endpoint: str, test_pki, tmp_path_factory: pytest.TempPathFacto
     store.ensure_bucket()
     env = {name: value for name, value in os.environ.items() if not name.startswith("KMOP_")}
     env |= {
-        "KMOP_REDIS_URL": REDIS_URL, "KMOP_REDIS_NAMESPACE": namespace, "KMOP_S3_ENDPOINT": s3_endpoint,
+        "KMOP_REDIS_URL": redis_url, "KMOP_REDIS_NAMESPACE": namespace, "KMOP_S3_ENDPOINT": s3_endpoint,
         "KMOP_S3_BUCKET": store.bucket, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "KMOP_IDENTITIES": str(test_pki.identities_dir / "identities.json"), PASSPHRASE_ENV: PKCS12_PASSPHRASE,
         "KMOP_API_SERVICE_TOKEN": SERVICE_TOKEN, "KMOP_API_AGENCY_TOKEN": AGENCY_TOKEN,
         "KMOP_API_APPLICANT_KEY": APPLICANT_KEY, "KMOP_API_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
         "KMOP_EXTERNAL_TRUST_ROOTS": str(test_pki.root_path),
     }
-    port = _free_port()
+    port = free_port()
     logs = tmp_path_factory.mktemp("eid-logs")
     commands = {
         "worker": ["-m", "dramatiq", "workers.app", "--processes", "1", "--threads", "1"],
@@ -77,16 +77,17 @@ def eid_stack(s3_endpoint: str, test_pki, tmp_path_factory: pytest.TempPathFacto
                  for name, argv in commands.items()]
     stack = EidStack(f"http://127.0.0.1:{port}", store, processes)
     try:
-        with _client(stack, None) as anonymous:  # type: ignore[arg-type]
-            _wait_for(lambda: _answers(anonymous), 30, "the API answering /health", *processes)
+        with api_client(stack.url, None) as anonymous:
+            wait_for(lambda: _answers(anonymous), 30, "the API answering /health", *processes)
         yield stack
     finally:
         for process in processes:
-            _stop(process)
-        queues = redis.Redis.from_url(REDIS_URL)
+            stop(process)
+        queues = redis.Redis.from_url(redis_url)
         for key in queues.scan_iter(f"{namespace}*"):
             queues.delete(key)
-        _remove_bucket(store)
+        queues.close()
+        remove_bucket(store)
 
 
 def _answers(client: httpx.Client) -> bool:
@@ -98,7 +99,7 @@ def _answers(client: httpx.Client) -> bool:
 
 @pytest.fixture(scope="module")
 def service(eid_stack: EidStack) -> Iterator[httpx.Client]:
-    with _client(eid_stack, SERVICE_TOKEN) as client:  # type: ignore[arg-type]
+    with api_client(eid_stack.url, SERVICE_TOKEN) as client:
         yield client
 
 
@@ -111,7 +112,7 @@ class Issued:
 @pytest.fixture(scope="module")
 def issued(eid_stack: EidStack, service: httpx.Client) -> Issued:
     """The producer's side: the knowledge test, then a sworn statement to be signed elsewhere."""
-    assert _record_fact(service, dossier_steps(_applicant(DOSSIER))[0]).status_code == 201
+    assert record_fact(service, dossier_steps(applicant(DOSSIER))[0]).status_code == 201
     job = external_job_message(DOSSIER, "sworn-eid-1")
     submitted = service.post("/jobs", json=job, headers={"Idempotency-Key": f"{DOSSIER}:sworn-eid-1"})
     assert submitted.status_code == 202, submitted.text
@@ -122,7 +123,7 @@ def issued(eid_stack: EidStack, service: httpx.Client) -> Issued:
         assert status["status"] in ("queued", "awaiting_signature"), status
         return status if status["status"] == "awaiting_signature" else None
 
-    status = _wait_for(waiting, JOB_TIMEOUT, "the signing request", *eid_stack.processes)
+    status = wait_for(waiting, JOB_TIMEOUT, "the signing request", *eid_stack.processes)
     return Issued(job_id, status["signing_request"])
 
 
@@ -132,17 +133,17 @@ def test_applicant_signs_with_its_eid_and_the_dossier_moves(
     request = service.get(issued.href).json()
     assert (request["status"], request["kind"], request["document"]) == ("issued", "sworn_statement", None)
     assert service.get(f"/dossiers/{DOSSIER}").json()["phase"] == "awaiting_application"
-    token = _applicant_token(service, DOSSIER)
-    with _client(eid_stack, token) as applicant:  # type: ignore[arg-type]
-        [listed] = applicant.get(f"/dossiers/{DOSSIER}/signing-requests").json()["signing_requests"]
+    token = applicant_token(service, DOSSIER)
+    with api_client(eid_stack.url, token) as applicant_client:
+        [listed] = applicant_client.get(f"/dossiers/{DOSSIER}/signing-requests").json()["signing_requests"]
         assert listed == request
-        download = applicant.get(request["href"])
+        download = applicant_client.get(request["href"])
         assert download.status_code == 200 and download.headers["content-type"] == "application/pdf"
         pdf = download.content
         assert hashlib.sha256(pdf).hexdigest() == request["sha256"]
 
         def upload(body: bytes, content_type: str = "application/pdf") -> httpx.Response:
-            return applicant.post(request["signed_href"], content=body, headers={"Content-Type": content_type})
+            return applicant_client.post(request["signed_href"], content=body, headers={"Content-Type": content_type})
 
         unsigned = upload(pdf)
         assert unsigned.status_code == 422 and unsigned.json()["error"] == "signature_refused"
@@ -165,7 +166,7 @@ def test_applicant_signs_with_its_eid_and_the_dossier_moves(
         assert again.status_code == 200 and again.json()["document"] == body["document"]
         other = upload(eid_sign(pdf, test_pki, test_pki_signer.timestamper, request["field_name"]))
         assert other.status_code == 409 and other.json()["error"] == "already_accepted"
-        assert applicant.get(body["document"]["href"]).content == signed
+        assert applicant_client.get(body["document"]["href"]).content == signed
 
     view = service.get(f"/dossiers/{DOSSIER}").json()
     assert view["phase"] == "submitted" and [d["name"] for d in view["documents"]] == ["01-sworn_statement-v1"]
@@ -178,10 +179,10 @@ def test_another_dossiers_request_looks_exactly_like_one_that_does_not_exist(
     eid_stack: EidStack, service: httpx.Client, issued: Issued
 ) -> None:
     other = "API-EID-OTHER"
-    assert _record_fact(service, dossier_steps(_applicant(other))[0]).status_code == 201
-    token = _applicant_token(service, other)
+    assert record_fact(service, dossier_steps(applicant(other))[0]).status_code == 201
+    token = applicant_token(service, other)
     missing_href = issued.href.replace(DOSSIER, "API-EID-NOBODY")
-    with _client(eid_stack, token) as stranger:  # type: ignore[arg-type]
+    with api_client(eid_stack.url, token) as stranger:
         for suffix in ("", "/document"):
             not_yours = stranger.get(issued.href + suffix)
             missing = stranger.get(missing_href + suffix)

@@ -236,9 +236,9 @@ def _get(app, path: str):  # type: ignore[no-untyped-def]
 
 def test_unreachable_storage_answers_503_with_retry_after_not_500(tmp_path: Path) -> None:
     from storage.s3 import S3Store
-    from tests.s3server import _free_port
+    from testing.processes import free_port
 
-    dead = S3Store.from_settings(endpoint_url=f"http://127.0.0.1:{_free_port('127.0.0.1')}", bucket="b",
+    dead = S3Store.from_settings(endpoint_url=f"http://127.0.0.1:{free_port()}", bucket="b",
                                  region="us-east-1", access_key="x", secret_key="y", max_attempts=1)
     answer = _get(_app(tmp_path, dead), "/dossiers/D-1")
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"

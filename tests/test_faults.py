@@ -33,7 +33,7 @@ from workers.sweep import sweep
 from workers.wakeup import WakingRedisBroker
 from workflow.ledger import Ledger
 from workflow.tracker import Tracker
-from tests.processes import RedisServer, TcpProxy, Worker, wait_for, worker_env
+from testing.processes import RedisServer, TcpProxy, Worker, wait_for, worker_env
 
 FAST_REDELIVERY = {"KMOP_REDIS_HEARTBEAT_TIMEOUT_MS": "3000", "KMOP_REDIS_MAINTENANCE_CHANCE": "1000000"}
 

@@ -11,20 +11,17 @@ import redis
 
 from workers.wakeup import WakingRedisBroker
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 @pytest.fixture
-def broker(namespace: str) -> Iterator[WakingRedisBroker]:
-    broker = WakingRedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])
+def broker(redis_url: str, namespace: str) -> Iterator[WakingRedisBroker]:
+    broker = WakingRedisBroker(url=redis_url, namespace=namespace, middleware=[])
     broker.declare_queue("work")
     yield broker
     broker.close()
 
 
 @pytest.fixture
-def queued(namespace: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(REDIS_URL)
+def queued(redis_url: str, namespace: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redis_url)
     yield lambda: client.llen(f"{namespace}:work")
     client.close()
 

@@ -168,26 +168,79 @@ def test_keys_cannot_escape_their_dossier(dossier_id: str) -> None:
         document_key(dossier_id, 1, "sworn_statement", 1)
 
 
-def test_redis_lock_serialises_racing_appends_on_s3(s3_store) -> None:
-    import redis
+class CheckThenWrite:
+    """The S3 store as a server that checks ``If-None-Match`` apart from the write (moto does, see
+    ``storage.s3.S3Store``, the reason the ledger takes a lock): ``put_once`` looks for the key,
+    passes through ``window(key)``, then writes, whatever happened in between."""
 
+    def __init__(self, store, window) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.window = window
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+    def put_once(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        import hashlib
+
+        from kmop.errors import ObjectExists
+        from storage.base import StoredObject
+        from storage.s3 import stored_user_metadata
+
+        if self.store.head(key) is not None:
+            raise ObjectExists(key)
+        self.window(key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        stored = stored_user_metadata(metadata, sha256)
+        answer = self.store.client.put_object(Bucket=self.store.bucket, Key=key, Body=data, ContentType=content_type,
+                                              Metadata=stored)
+        return StoredObject(key, sha256, len(data), content_type, stored, answer.get("ETag", ""))
+
+
+def test_redis_lock_serialises_racing_appends_on_s3(s3_store, redis_client) -> None:
+    """The first appender is held between its check and its write until the second has either
+    asked for the lock (which must then keep it out) or reached the same window (no lock)."""
     from workflow.locks import RedisDossierLock
 
-    lock = RedisDossierLock(redis.Redis.from_url("redis://127.0.0.1:6379/0"), namespace=f"test-{s3_store.bucket}")
-    ledger = Ledger(s3_store, lock=lock)
-    threads = [
-        threading.Thread(target=ledger.append, args=("D-1", "document_stored", f"k{i}", "w", {"i": i}))
-        for i in range(6)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
+    lock = RedisDossierLock(redis_client, namespace=f"test-{s3_store.bucket}")
+    progress = threading.Condition()
+    seen = {"asked": 0, "in_window": 0, "held_too_long": 0}
+
+    class Announced:
+        def __init__(self, dossier_id: str) -> None:
+            self.held = lock(dossier_id)
+
+        def __enter__(self) -> object:
+            with progress:
+                seen["asked"] += 1
+                progress.notify_all()
+            return self.held.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self.held.__exit__(*exc)
+
+    def window(key: str) -> None:
+        with progress:
+            seen["in_window"] += 1
+            progress.notify_all()
+            if not progress.wait_for(lambda: seen["in_window"] >= 2 or seen["asked"] >= 2, timeout=60):
+                seen["held_too_long"] += 1
+
+    ledger = Ledger(CheckThenWrite(s3_store, window), lock=Announced)
+    appenders = [threading.Thread(target=ledger.append, args=("D-1", "document_stored", f"k{i}", "w", {"i": i}))
+                 for i in range(2)]
+    appenders[0].start()
+    with progress:
+        assert progress.wait_for(lambda: seen["in_window"] == 1, timeout=60), "the first append never got to write"
+    appenders[1].start()
+    for thread in appenders:
         thread.join()
-    history = ledger.history("D-1")
-    assert sorted(e.idempotency_key for e in history) == sorted(f"k{i}" for i in range(6))
+    assert seen["held_too_long"] == 0
+    history = Ledger(s3_store).history("D-1")
+    assert [(e.sequence, e.idempotency_key) for e in history] == [(1, "k0"), (2, "k1")]
 
 
-def test_redis_lock_taken_again_by_its_holder_but_not_by_another_thread() -> None:
+def test_redis_lock_taken_again_by_its_holder_but_not_by_another_thread(redis_client) -> None:
     """Storing and recording a document run under one lock that the ledger's append takes again:
     the holder's second take is free, another thread still waits (and gives up here)."""
     import uuid
@@ -197,7 +250,7 @@ def test_redis_lock_taken_again_by_its_holder_but_not_by_another_thread() -> Non
     from kmop.errors import TransientError
     from workflow.locks import RedisDossierLock
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = redis_client
     lock = RedisDossierLock(client, namespace=f"test-{uuid.uuid4().hex[:8]}", timeout=0.5)
     key = f"{lock.namespace}:ledger-lock:D-1"
     other: list[BaseException | None] = []
@@ -241,7 +294,7 @@ def change_past_the_store(store, key: str, change) -> None:
 
 
 @pytest.fixture
-def event_cache(namespace: str):
+def event_cache(redis_url: str, namespace: str):
     """A factory of Redis event caches (each with its own connection: another process's)."""
     import redis
 
@@ -250,7 +303,7 @@ def event_cache(namespace: str):
     clients: list[redis.Redis] = []
 
     def make(scope: str = "the store") -> RedisEventCache:
-        clients.append(redis.Redis.from_url("redis://127.0.0.1:6379/0"))
+        clients.append(redis.Redis.from_url(redis_url))
         return RedisEventCache(clients[-1], namespace, scope)
 
     yield make
@@ -398,7 +451,7 @@ def test_recent_history_after_events_vanished_from_the_store_builds_on_what_is_t
 def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFixture) -> None:
     import redis
 
-    from tests.processes import free_port
+    from testing.processes import free_port
     from workflow.event_cache import RedisEventCache
 
     unreachable = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)  # nothing listens
@@ -411,17 +464,17 @@ def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFi
     assert "ledger event cache unavailable" in caplog.text
 
 
-def test_workers_share_events_for_as_long_as_configured(s3_store, namespace: str) -> None:
+def test_workers_share_events_for_as_long_as_configured(s3_store, redis_url: str, namespace: str) -> None:
     import redis
 
     from kmop.settings import load_settings
     from workers.factories import tracker_from_settings
 
-    env = {"KMOP_BROKER": "redis", "KMOP_REDIS_NAMESPACE": namespace, "KMOP_STORAGE": "s3",
+    env = {"KMOP_BROKER": "redis", "KMOP_REDIS_URL": redis_url, "KMOP_REDIS_NAMESPACE": namespace, "KMOP_STORAGE": "s3",
            "KMOP_S3_BUCKET": s3_store.bucket, "KMOP_LEDGER_CACHE_SECONDS": "600"}
     ledger = tracker_from_settings(load_settings(env), s3_store).ledger
     ledger.append("D-1", "document_stored", "k1", "applicant", {"n": 1})
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(redis_url)
     try:
         names = list(client.scan_iter(f"{namespace}:ledger-event:*"))
         assert len(names) == 1 and 0 < client.ttl(names[0]) <= 600

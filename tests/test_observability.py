@@ -328,15 +328,15 @@ def test_multiprocess_mode_sums_every_worker_process(tmp_path: Path) -> None:
 
 
 def _settings(**env: str):  # type: ignore[no-untyped-def]
-    base = {"KMOP_BROKER": "redis", "KMOP_REDIS_URL": "redis://127.0.0.1:6379/0", "KMOP_STORAGE": "s3",
+    base = {"KMOP_BROKER": "redis", "KMOP_STORAGE": "s3",
             "AWS_ACCESS_KEY_ID": os.environ.get("KMOP_TEST_S3_ACCESS_KEY", "testing"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("KMOP_TEST_S3_SECRET_KEY", "testing")}
     return load_settings({**base, **env})
 
 
 @pytest.fixture
-def healthy(s3_store, s3_endpoint: str):  # type: ignore[no-untyped-def]
-    return _settings(KMOP_S3_ENDPOINT=s3_endpoint, KMOP_S3_BUCKET=s3_store.bucket)
+def healthy(s3_store, s3_endpoint: str, redis_url: str):  # type: ignore[no-untyped-def]
+    return _settings(KMOP_REDIS_URL=redis_url, KMOP_S3_ENDPOINT=s3_endpoint, KMOP_S3_BUCKET=s3_store.bucket)
 
 
 def test_health_passes_when_redis_storage_and_converter_are_up(healthy, converter_pool) -> None:
@@ -360,14 +360,16 @@ def test_health_fails_naming_redis_when_nothing_listens(healthy) -> None:
 
 
 def test_health_fails_naming_storage_when_the_endpoint_is_down(healthy) -> None:
-    settings = _settings(KMOP_S3_ENDPOINT=f"http://127.0.0.1:{_free_port()}", KMOP_S3_BUCKET="kmop-documents")
+    settings = _settings(KMOP_REDIS_URL=healthy.redis_url, KMOP_S3_ENDPOINT=f"http://127.0.0.1:{_free_port()}",
+                         KMOP_S3_BUCKET="kmop-documents")
     report = check_health(settings, timeout=2)
     assert report.failing == ["storage"], report.to_dict()
     assert "could not be reached" in report.checks[1].detail
 
 
 def test_health_fails_naming_storage_when_the_bucket_is_missing(healthy) -> None:
-    settings = _settings(KMOP_S3_ENDPOINT=healthy.s3_endpoint, KMOP_S3_BUCKET=f"missing-{uuid.uuid4().hex}")
+    settings = _settings(KMOP_REDIS_URL=healthy.redis_url, KMOP_S3_ENDPOINT=healthy.s3_endpoint,
+                         KMOP_S3_BUCKET=f"missing-{uuid.uuid4().hex}")
     report = check_health(settings, timeout=2)
     assert report.failing == ["storage"], report.to_dict()
 

@@ -21,18 +21,10 @@ from storage.local import LocalFolderStore
 from workers.dead_letters import dead_letter_key
 from workers.outbox import record_job
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    namespace = f"ops-{uuid.uuid4().hex[:8]}"
-    yield {**os.environ, "KMOP_BROKER": "redis", "KMOP_REDIS_URL": REDIS_URL, "KMOP_REDIS_NAMESPACE": namespace,
-           "KMOP_STORAGE": "local", "KMOP_LOCAL_STORAGE_DIR": str(tmp_path / "store")}
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{namespace}*"))
-    if keys:
-        client.delete(*keys)
+def env(tmp_path: Path, redis_url: str, namespace: str) -> dict[str, str]:
+    return {**os.environ, "KMOP_BROKER": "redis", "KMOP_REDIS_URL": redis_url, "KMOP_REDIS_NAMESPACE": namespace,
+            "KMOP_STORAGE": "local", "KMOP_LOCAL_STORAGE_DIR": str(tmp_path / "store")}
 
 
 def _kmop(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,7 +33,11 @@ def _kmop(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _queued(env: dict[str, str]) -> int:
-    return redis.Redis.from_url(REDIS_URL).llen(f"{env['KMOP_REDIS_NAMESPACE']}:documents")
+    client = redis.Redis.from_url(env["KMOP_REDIS_URL"])
+    try:
+        return client.llen(f"{env['KMOP_REDIS_NAMESPACE']}:documents")
+    finally:
+        client.close()
 
 
 def _job(dossier_id: str) -> dict:

@@ -209,7 +209,7 @@ def test_racing_twins_of_one_job_store_once(pipeline: Pipeline, s3_store) -> Non
     assert len(_documents(s3_store, job.dossier_id)) == 1
 
 
-def test_a_job_takes_the_dossier_lock_once_for_store_and_record(s3_store, converter, identities,
+def test_a_job_takes_the_dossier_lock_once_for_store_and_record(s3_store, converter, identities, redis_client,
                                                                 monkeypatch) -> None:
     import uuid
 
@@ -217,7 +217,7 @@ def test_a_job_takes_the_dossier_lock_once_for_store_and_record(s3_store, conver
 
     from workflow.locks import RedisDossierLock
 
-    lock = RedisDossierLock(redis.Redis.from_url("redis://127.0.0.1:6379/0"), namespace=f"test-{uuid.uuid4().hex[:8]}")
+    lock = RedisDossierLock(redis_client, namespace=f"test-{uuid.uuid4().hex[:8]}")
     tracker = Tracker(Ledger(s3_store, lock=lock))
     tracker.record_fact("DEMO-2026-0001", KNOWLEDGE_TEST_PASSED, Role.APPLICANT,
                         {"passed_on": "2026-10-28"}, "knowledge-test")

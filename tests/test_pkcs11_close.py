@@ -1,4 +1,4 @@
-"""Closing the PKCS#11 sessions (SoftHSM2, the token of tests/test_pkcs11.py): ``IdentityStore.close``
+"""Closing the PKCS#11 sessions (the SoftHSM2 token of tests/support/softhsm.py): ``IdentityStore.close``
 ends them, twice is harmless, a signature asked for afterwards is a clear ``SigningError``, and a
 worker's ``Runtime.close`` closes its store."""
 
@@ -14,7 +14,7 @@ from signing.identities import IdentityStore
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
-from tests.test_pkcs11 import PIN, pytestmark, token  # noqa: F401 - the SoftHSM2 token fixture and its skip mark
+from tests.support.softhsm import PIN
 
 
 def _open(token_file: Path) -> tuple[IdentityStore, object]:
@@ -22,7 +22,7 @@ def _open(token_file: Path) -> tuple[IdentityStore, object]:
     return store, store.signer_for("agency")
 
 
-def test_close_ends_the_session_and_may_be_called_twice(token: Path) -> None:  # noqa: F811
+def test_close_ends_the_session_and_may_be_called_twice(token: Path) -> None:
     store, signer = _open(token)
     session = signer.pkcs11_session  # type: ignore[attr-defined]
     assert len(session.generate_random(64)) == 8  # open: the token answers (64 bits)
@@ -32,7 +32,7 @@ def test_close_ends_the_session_and_may_be_called_twice(token: Path) -> None:  #
     store.close()
 
 
-def test_signing_after_close_is_a_clear_error(token: Path, blank_pdf_bytes: bytes) -> None:  # noqa: F811
+def test_signing_after_close_is_a_clear_error(token: Path, blank_pdf_bytes: bytes) -> None:
     store, signer = _open(token)
     document_signer = DocumentSigner(store, timestamper_for(None, store, backoff=0.05))
     store.close()
@@ -42,7 +42,7 @@ def test_signing_after_close_is_a_clear_error(token: Path, blank_pdf_bytes: byte
         signer._key_handle.sign(b"data")  # type: ignore[attr-defined] - a signer taken before the close
 
 
-def test_runtime_close_closes_the_identities(token: Path) -> None:  # noqa: F811
+def test_runtime_close_closes_the_identities(token: Path) -> None:
     from kmop.pipeline import Pipeline
     from storage.local import LocalFolderStore
     from workers.runtime import Runtime

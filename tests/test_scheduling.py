@@ -15,7 +15,7 @@ import pytest
 from conversion import ConverterPool
 from conversion.memory import process_tree
 from conversion.scheduling import normal_policy
-from tests.processes import Worker, worker_env
+from testing.processes import Worker, worker_env
 from tests.test_conversion import make_docx
 
 
@@ -31,9 +31,10 @@ def _process_group(pid: int) -> int:
 
 @pytest.mark.parametrize(("setting", "policy"), [("batch", os.SCHED_BATCH), ("normal", os.SCHED_OTHER)])
 def test_worker_threads_yield_to_libreoffice_which_keeps_the_normal_policy(
-    setting: str, policy: int, s3_endpoint: str, s3_store, pki_dir: Path, namespace: str, tmp_path: Path
+    setting: str, policy: int, s3_endpoint: str, s3_store, pki_dir: Path, redis_url: str, namespace: str,
+    tmp_path: Path
 ) -> None:
-    env = worker_env(redis_url="redis://127.0.0.1:6379/0", namespace=namespace, s3_endpoint=s3_endpoint,
+    env = worker_env(redis_url=redis_url, namespace=namespace, s3_endpoint=s3_endpoint,
                      bucket=s3_store.bucket, pki_dir=pki_dir, KMOP_WORKER_SCHEDULING=setting)
     worker = Worker(env, tmp_path / "worker.log").start()
     try:

@@ -48,10 +48,10 @@ def test_b_lta_validates_with_the_network_cut(signed_at, test_pki) -> None:
 
 
 def test_b_lta_signature_still_validates_after_the_signer_certificate_expired(signed_at, test_pki) -> None:
-    """The signer's certificate ends in 2028; the document timestamp keeps the proof. (The
-    last document timestamp itself then needs fresh revocation data for its authority: the
+    """Half a year after the signer's certificate ended, the document timestamp keeps the proof.
+    (The last document timestamp itself then needs fresh revocation data for its authority: the
     archive is renewed with a new document timestamp before that data runs out.)"""
-    later = dt.datetime(2028, 6, 1, tzinfo=dt.timezone.utc)
+    later = test_pki.cert("agency").not_valid_after + dt.timedelta(days=180)
     lta = verify_pdf(signed_at[PadesLevel.B_LTA], [test_pki.root], validation_time=later)
     [signature] = lta.signatures
     assert signature.ok and signature.level == "B-LTA", lta.to_dict()

@@ -235,12 +235,10 @@ def test_race_for_one_transition_has_exactly_one_winner_on_local_storage(tracker
     assert [e.payload["action"] for e in tracker.history(DOSSIER)].count("quote") == 1
 
 
-def test_race_for_one_transition_has_exactly_one_winner_on_s3_with_redis(s3_store) -> None:
-    import redis
-
+def test_race_for_one_transition_has_exactly_one_winner_on_s3_with_redis(s3_store, redis_client) -> None:
     from workflow.locks import RedisDossierLock
 
-    lock = RedisDossierLock(redis.Redis.from_url("redis://127.0.0.1:6379/0"), namespace=f"test-{s3_store.bucket}")
+    lock = RedisDossierLock(redis_client, namespace=f"test-{s3_store.bucket}")
     tracker = Tracker(Ledger(s3_store, lock=lock))
     steps = dossier_steps(example_applicant(), "positive")
     _run(tracker, steps[:2])

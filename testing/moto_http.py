@@ -10,7 +10,7 @@ dispatcher otherwise works out, per request, which of its hundreds of AWS servic
 host patterns), which cost more of the server's CPU than the S3 request itself (a job's two
 PUTs and a listing: about 10 -> 6 ms). The S3 application and its answers are the same.
 
-    python tests/moto_http.py HOST PORT
+    python testing/moto_http.py HOST PORT
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Real processes for fault tests: a private Redis, a TCP proxy to cut a connection, a worker."""
+"""Real processes for tests and benchmarks: a private Redis, a TCP proxy to cut a connection, a worker."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from workers.broker import dramatiq_environment
-from workers.warm_start import READY_MESSAGE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,10 +36,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = 120, interval: float
 
 
 class RedisServer:
-    """A redis-server of the test's own on a free loopback port, with AOF persistence."""
+    """A redis-server of the test's own on a free loopback port.
 
-    def __init__(self, directory: Path) -> None:
+    ``persistent``: with AOF persistence (``appendfsync always``), so that a killed server keeps
+    every acknowledged write (the fault tests restart it); without, nothing is written to disk.
+    """
+
+    def __init__(self, directory: Path, persistent: bool = True) -> None:
         self.directory = directory
+        self.persistent = persistent
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -52,15 +54,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+             *persistence, "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import redis
 
         client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), timeout=20, interval=0.05)
+        try:
+            wait_for(lambda: _pings(client), timeout=20, interval=0.05)
+        finally:
+            client.close()
 
     def kill(self) -> None:
         if self.process is not None:
@@ -187,6 +193,8 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
+        from workers.broker import dramatiq_environment
+
         log = self.log_path.open("ab")
         env = {**dramatiq_environment(self.threads), **self.env}  # as `kmop worker` sets them
         self.process = subprocess.Popen(
@@ -199,6 +207,8 @@ class Worker:
 
     def wait_ready(self, timeout: float = 180) -> None:
         """Wait until every worker process has started its LibreOffice pool."""
+        from workers.warm_start import READY_MESSAGE
+
         deadline = time.monotonic() + timeout
         while self.log().count(READY_MESSAGE) < self.processes:
             assert self.process is not None and self.process.poll() is None, f"the workers died:\n{self.log()[-3000:]}"
@@ -231,6 +241,19 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cpu_ticks(self, name: str) -> int:
+        """CPU time (clock ticks, user and system) used so far by the worker's descendants whose
+        command name contains ``name``: it grows while LibreOffice converts, and only then."""
+        total = 0
+        for pid in self.descendants(name):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total
 
     def descendants(self, name: str) -> list[int]:
         """PIDs of the worker's descendant processes whose command name contains ``name``

@@ -14,7 +14,7 @@ from types import TracebackType
 
 
 class MotoServer:
-    """Runs moto's S3 server (``tests/moto_http.py``: moto's application under waitress, which
+    """Runs moto's S3 server (``testing/moto_http.py``: moto's application under waitress, which
     keeps connections open) on 127.0.0.1 and a free port until ``stop``.
 
     Parameters:
