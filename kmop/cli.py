@@ -21,6 +21,8 @@ EXIT_USAGE = 2
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import datetime as dt
+
     from kmop.demo import example_applicant, run_demo
 
     if args.input:
@@ -30,7 +32,13 @@ def _demo(args: argparse.Namespace) -> int:
             raise KmopError(f"--input {args.input}: cannot be read as JSON ({exc})") from exc
     else:
         applicant = example_applicant()
-    result = run_demo(Path(args.out), applicant, args.scenario)
+    today = None
+    if args.today:
+        try:
+            today = dt.date.fromisoformat(args.today)
+        except ValueError:
+            raise KmopError(f"--today {args.today}: not a date (YYYY-MM-DD)") from None
+    result = run_demo(Path(args.out), applicant, args.scenario, today)
     for document in result.documents:
         print(f"{document['file']}  sha256={document['sha256']}")
     print(f"dossier {result.state['phase']}: {result.out / 'dossier.json'}  "
@@ -284,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--input", help="applicant data (JSON); default: the example shipped in kmop/examples/")
     demo.add_argument("--scenario", choices=("positive", "conditional", "negative"), default="positive",
                       help="the audit outcome to play through (default: positive)")
+    demo.add_argument("--today", help="the day the dossier's timeline ends on, YYYY-MM-DD (default: today in "
+                                      "Brussels); every document is dated on or before it")
     demo.set_defaults(handler=_demo)
 
     verify = commands.add_parser("verify", help="verify every signature of PDF files against trust roots")

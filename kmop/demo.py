@@ -8,6 +8,7 @@ lists the documents, the dossier's events in order with their hashes, and its fi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kmop.jobs import DocumentJob
-from kmop.scenario import Fact, dossier_steps
+from kmop.scenario import Fact, brussels_today, dossier_steps
 from kmop.settings import load_settings
 from signing.devpki import PASSPHRASE_ENV, DevPki, generate_dev_pki
 from signing.identities import IdentityStore
@@ -63,7 +64,9 @@ def _file_name(step: int, kind: str, seen: dict[str, int]) -> str:
     return f"{step:02d}-{kind}{suffix}.pdf"
 
 
-def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -> DemoResult:
+def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive", today: dt.date | None = None) -> DemoResult:
+    """The dossier of ``applicant`` through the pipeline; its timeline ends on ``today`` (default:
+    today in Brussels), so every date a document states is on or before the day it is signed."""
     import dramatiq
 
     from conversion import ConverterPool
@@ -72,7 +75,8 @@ def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -
     from workers.broker import QUEUE, install_broker
     from workers.runtime import Runtime, install_runtime
 
-    steps = dossier_steps(applicant, scenario)
+    today = today or brussels_today()
+    steps = dossier_steps(applicant, scenario, today)
     out.mkdir(parents=True, exist_ok=True)
     pki_dir = out / "pki"
     passphrase = _passphrase(pki_dir)
@@ -81,7 +85,7 @@ def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -
     settings = load_settings({"KMOP_BROKER": "stub", "KMOP_STORAGE": "local",
                               "KMOP_LOCAL_STORAGE_DIR": str(out / "store")})
     store = LocalFolderStore(settings.local_storage_dir)
-    tracker = Tracker(Ledger(store))
+    tracker = Tracker(Ledger(store), today=lambda: today)
     broker = install_broker(settings)
     with ConverterPool(size=1, conversion_timeout=settings.conversion_timeout) as pool:
         signer = DocumentSigner(identities, timestamper_for(None, identities))
@@ -114,7 +118,7 @@ def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive") -
                           "event": event.sequence})
     events = [event.to_dict() for event in history]
     state = tracker.state(dossier_id).to_dict()
-    summary = {"dossier_id": dossier_id, "scenario": scenario, "trust_root": "pki/root.pem",
+    summary = {"dossier_id": dossier_id, "scenario": scenario, "today": today.isoformat(), "trust_root": "pki/root.pem",
                "state": state, "documents": documents, "events": events}
     (out / "dossier.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return DemoResult(out, documents, events, state)

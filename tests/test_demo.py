@@ -111,3 +111,14 @@ def test_demo_conditional_scenario_runs_the_follow_up_cycle(tmp_path: Path) -> N
     assert len(pdfs) == len(kinds)
     verified = _kmop("verify", "--trust", str(out / "pki" / "root.pem"), *pdfs)
     assert verified.returncode == 0, verified.stdout
+
+
+def test_demo_input_without_a_value_the_documents_print_names_it(tmp_path: Path) -> None:
+    applicant = json.loads((REPO / "kmop" / "examples" / "applicant.json").read_text())
+    del applicant["people"][1]["function"]
+    path = tmp_path / "incomplete.json"
+    path.write_text(json.dumps(applicant))
+    result = _kmop("demo", "--out", str(tmp_path / "out"), "--input", str(path))
+    assert result.returncode == 2
+    assert "input.people[1].function: is required" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -293,7 +293,7 @@ def quote() -> Document:
     ])
     d.add_heading("2. Partijen", level=1)
     _table(d, _firm_rows() + [_firm_address_row()] + _provider_rows() + [
-        ("Contactpersoon", "{% if contact is defined %}{{ contact.name }}{% if contact.role is defined %}, {{ contact.role }}{% endif %}{% else %}—{% endif %}"),
+        ("Contactpersoon", "{{ contact.name }}, {{ contact.role }}"),
     ])
     d.add_heading("3. Scope en structuur", level=1)
     d.add_paragraph("Kmop-norm: " + _NORM + ".")
@@ -367,8 +367,7 @@ def preparation_pack() -> Document:
                 "a in auditors", widths=[8.3, 8.3])
     d.add_paragraph("Wij vragen de volgende personen aanwezig te zijn:")
     _loop_table(d, ["Functie", "Naam", "Waarvoor"],
-                ["{{ p.role }}", "{% if p.name is defined %}{{ p.name }}{% else %}—{% endif %}",
-                 "{% if p.reason is defined %}{{ p.reason }}{% else %}—{% endif %}"],
+                ["{{ p.role }}", "{{ p.name }}", "{{ p.reason }}"],
                 "p in attendees", widths=[4.5, 4.5, 7.6])
     d.add_paragraph("{%p if return_by is defined %}")
     d.add_paragraph("Gelieve het ingevulde invuldocument terug te bezorgen uiterlijk op {{ return_by|dutch_date }}.")
@@ -509,7 +508,8 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     d.add_heading("Goedkeuring door de dienstverlener", level=1)
     d.add_paragraph(
         "De auditor heeft dit rapport op het einde van het auditbezoek voorgelezen. Het werd goedgekeurd door "
-        "{{ provider_approval.name }} namens {{ provider.name }} op {{ provider_approval.date|dutch_date }}."
+        "{{ provider_approval.name }} ({{ provider_approval.role }}) namens {{ provider.name }} op "
+        "{{ provider_approval.date|dutch_date }}."
     )
     _signature_space(d, "Handtekening van de auditor ({{ auditors[0].name }})")
     return d
@@ -520,7 +520,8 @@ def audit_report() -> Document:
 
 
 def follow_up_audit_report() -> Document:
-    return _audit_report("Opvolgingsaudit — auditrapport", follow_up=True)
+    return _audit_report("{% if audit_kind == 'additional' %}Bijkomende audit{% else %}Opvolgingsaudit{% endif %}"
+                         " — auditrapport", follow_up=True)
 
 
 def _decision(title: str, follow_up: bool) -> Document:
@@ -632,10 +633,26 @@ def registration_certificate() -> Document:
     d.add_heading("Grondslag", level=1)
     _table(d, [
         ("Auditrapport", "{{ basis.audit_report_number }}"),
-        ("Beslissing auditcommissie", "{{ basis.decision_number }}"),
-        ("Opvolgingsaudit", "{% if basis.follow_up_report_number is defined %}rapport {{ basis.follow_up_report_number }}{% if basis.follow_up_decision_number is defined %}, beslissing {{ basis.follow_up_decision_number }}{% endif %}{% else %}niet van toepassing{% endif %}"),
+        ("Beslissing auditcommissie", "{{ basis.decision_number }} van {{ basis.decision_date|dutch_date }}"),
+        ("{% if basis.later_audit is defined and basis.later_audit.audit_kind == 'additional' %}Bijkomende audit"
+         "{% else %}Opvolgingsaudit{% endif %}",
+         "{% if basis.later_audit is defined %}rapport {{ basis.later_audit.report_number }}, beslissing "
+         "{{ basis.later_audit.decision_number }} van {{ basis.later_audit.decision_date|dutch_date }}"
+         "{% elif status == 'conditional' %}vereist{% if conditions.follow_up_from is defined %} tussen "
+         "{{ conditions.follow_up_from|dutch_date }} en{% else %} uiterlijk op{% endif %} "
+         "{{ conditions.follow_up_until|dutch_date }} (zie Voorwaarden){% else %}niet van toepassing{% endif %}"),
         ("Auditbureau", "{{ basis.audit_firm.name }} ({{ basis.audit_firm.enterprise_number|enterprise_number }})"),
     ])
+    d.add_paragraph("{%p if basis.later_audit is defined %}")
+    d.add_paragraph(
+        "{% if basis.later_audit.audit_kind == 'follow_up' %}Na de geslaagde opvolgingsaudit (beslissing "
+        "{{ basis.later_audit.decision_number }} van {{ basis.later_audit.decision_date|dutch_date }}) is de "
+        "voorwaardelijke registratie van {{ valid_from|dutch_date }} een gewone registratie geworden; ze loopt tot "
+        "en met {{ valid_until|dutch_date }}.{% else %}De registratie volgt op de geslaagde bijkomende audit "
+        "(beslissing {{ basis.later_audit.decision_number }} van {{ basis.later_audit.decision_date|dutch_date }})."
+        "{% endif %}"
+    )
+    d.add_paragraph("{%p endif %}")
     d.add_paragraph("{%p if status == 'conditional' %}")
     d.add_heading("Voorwaarden", level=1)
     d.add_paragraph(
