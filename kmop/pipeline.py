@@ -43,6 +43,7 @@ from workflow.tracker import Tracker
 from .document_versions import DocumentVersions
 from .errors import InvalidJob, KmopError, StepOutOfOrder
 from .jobs import DocumentJob
+from .signature_layout import signature_layout
 
 _BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -222,4 +223,5 @@ class Pipeline:
                 field_name=f"Handtekening-{policy.role.value}-{kind.name}",
                 reason=f"{kind.title} ({policy.role.dutch})",
                 location="Vlaanderen",
+                layout=signature_layout(kind),
             )

@@ -30,6 +30,7 @@ from typing import Any
 from asn1crypto import x509
 
 from signing.external import ExternalSignatureAccepted, ExternalSignatureRefused, accept_external_signature
+from signing.placement import SignatureLayout, place_fields
 from signing.policy import signature_field_name
 from signing.report import FileReport
 from storage.base import DocumentStore, StoredObject
@@ -43,6 +44,7 @@ from .errors import InvalidJob, KmopError, ObjectExists, ObjectNotFound, Storage
 from .jobs import DocumentJob, parse_job
 from .pipeline import Converter, DocumentResult, document_result, envelope
 from .settings import SettingsError
+from .signature_layout import signature_layout
 
 TRUST_ROOTS_ENV = "KMOP_EXTERNAL_TRUST_ROOTS"
 ISSUED = "issued"
@@ -167,7 +169,7 @@ class SigningRequests:
         if self.converter is None:
             raise KmopError("issuing a document to sign needs the converter (run it in a worker)")
         pdf = self.converter.convert(render_docx(job.document_kind, job.data, envelope(job)))
-        pdf = _with_empty_signature_field(pdf, signature_field_name(job.kind, job.role))
+        pdf = _with_empty_signature_field(pdf, signature_field_name(job.kind, job.role), signature_layout(job.document_kind))
         metadata = {"dossier-id": job.dossier_id, "kind": job.kind, "request-id": request_id,
                     "idempotency-key": job.idempotency_key}
         try:
@@ -292,15 +294,16 @@ def _from_record(raw: bytes) -> SigningRequest:
     return SigningRequest(**json.loads(raw))
 
 
-def _with_empty_signature_field(pdf: bytes, field_name: str) -> bytes:
-    """``pdf`` with an empty, visible signature field where the service would put its own."""
+def _with_empty_signature_field(pdf: bytes, field_name: str, layout: SignatureLayout) -> bytes:
+    """``pdf`` with an empty, visible signature field where the service would put its own:
+    below the signer's label (``signing.placement``)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign.fields import append_signature_field
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
 
-    from signing.stamp import new_field
-
+    block = layout.block(field_name)
+    [place] = place_fields(pdf, layout, [(field_name, block.signer if block else field_name)])
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    append_signature_field(writer, new_field(writer, field_name))
+    append_signature_field(writer, SigFieldSpec(field_name, on_page=place.page, box=place.box))
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

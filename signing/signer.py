@@ -9,7 +9,9 @@ What a signature looks like is decided by the document kind's ``SignaturePolicy`
 - A certifying signature (the issuing party, first signature) allows form filling and further
   signatures afterwards (DocMDP ``FILL_FORMS``); an approval signature is an incremental update
   that leaves every earlier signature valid.
-- Every signature carries a visible block on the last page (signer, role, time), the role it
+- Every signature carries a visible block (signer, role, time) in the space its template
+  leaves below the signer's label (``signing.placement``; the caller passes the kind's
+  ``SignatureLayout``), drawn in an embedded font subset (``signing.stamp``), the role it
   was made in as a claimed signer attribute (CAdES ``signer-attributes-v2``) and a commitment
   type (proof of origin for a certification, proof of approval otherwise).
 
@@ -54,9 +56,10 @@ from kmop.errors import SigningError, TimestampUnavailable
 
 from .algorithms import ALGORITHM_POLICY, SIGNING_DIGEST, check_signing_certificate
 from .identities import IdentityStore
+from .placement import SignatureLayout, place_fields
 from .policy import SignaturePolicy
 from .roles import Role
-from .stamp import STAMP_STYLE, new_field, text_params
+from .stamp import stamp_style, text_params
 
 ROLE_URN_PREFIX = "urn:kmop-docs:role:"
 #: Seconds a signer's certificate check (and the revocation data it fetched) is reused.
@@ -88,7 +91,8 @@ class DocumentSigner:
     :param identities: the identities per role, trust roots and revocation sources.
     :param timestamper: the timestamp authority (``signing.timestamping.timestamper_for``);
         required for every level above B-B.
-    :param visible: draw the signature block on the last page (default).
+    :param visible: draw the signature block (default): below its label when ``sign`` gets the
+        kind's layout, else in the lowest free space of the last page.
     :param revalidate_after: seconds a signer's certificate check and the revocation data it
         fetched are reused (default 300).
     """
@@ -119,7 +123,11 @@ class DocumentSigner:
         reason: str,
         location: str | None = None,
         visible: bool | None = None,
+        layout: SignatureLayout | None = None,
     ) -> bytes:
+        """``pdf`` signed as ``policy`` says, in the field ``field_name``: the empty field of that
+        name if there is one, else a new one below its label in ``layout`` (and, for a
+        certification, the empty fields of the approvals that follow, below theirs)."""
         level = policy.level
         if level.needs_timestamp and self.timestamper is None:
             raise SigningError(f"PAdES {level.value} needs a timestamp authority and none is configured")
@@ -128,10 +136,10 @@ class DocumentSigner:
         with self._one_at_a_time:
             reserved = self._reserved.get(size_key)
             try:
-                signed = self._sign(pdf, policy, field_name, reason, location, visible, reserved)
+                signed = self._sign(pdf, policy, field_name, reason, location, visible, reserved, layout)
             except _ReservationTooSmall:
                 reserved = None
-                signed = self._sign(pdf, policy, field_name, reason, location, visible, None)
+                signed = self._sign(pdf, policy, field_name, reason, location, visible, None, layout)
             if reserved is None:
                 self._reserved[size_key] = _reserved_size(signed)
         return signed
@@ -163,6 +171,7 @@ class DocumentSigner:
         location: str | None,
         visible: bool,
         reserved: int | None,
+        layout: SignatureLayout | None = None,
     ) -> bytes:
         """One signature; ``reserved`` is the space for the CMS container (hex digits), or None
         for pyHanko's estimate (a dry-run signature, about a third of the signing time)."""
@@ -172,7 +181,7 @@ class DocumentSigner:
         check_signing_certificate(cert, SIGNING_DIGEST)
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            field_name, field_spec, stamp_text = self._field(writer, policy, field_name, visible)
+            field_name, field_spec, stamp_text = self._field(writer, pdf, policy, field_name, visible, layout)
             metadata = signers.PdfSignatureMetadata(
                 field_name=field_name,
                 md_algorithm=SIGNING_DIGEST,
@@ -192,7 +201,7 @@ class DocumentSigner:
                 metadata,
                 signer=signer,
                 timestamper=self.timestamper if level.needs_timestamp else None,
-                stamp_style=STAMP_STYLE,
+                stamp_style=stamp_style() if stamp_text else None,
                 new_field_spec=field_spec,
             )
             output = io.BytesIO()
@@ -210,18 +219,21 @@ class DocumentSigner:
         return output.getvalue()
 
     def _field(
-        self, writer: IncrementalPdfFileWriter, policy: SignaturePolicy, field_name: str, visible: bool
+        self, writer: IncrementalPdfFileWriter, pdf: bytes, policy: SignaturePolicy, field_name: str, visible: bool,
+        layout: SignatureLayout | None,
     ) -> tuple[str, fields.SigFieldSpec | None, dict[str, str]]:
         """The field to sign (name, spec of a new field or None for an existing one, stamp text).
 
         An empty field of that name (one a certification prepared) is signed as it is. After a
         certification, a new visible field would be a forbidden change, so a signature without
         a prepared field is made invisible. A certifying signature prepares the empty fields of
-        the approvals its policy names (``signing.policy.signature_field_name``).
+        the approvals its policy names (``signing.policy.signature_field_name``), each below its
+        label in ``layout``.
         """
         empty = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=False)}
         filled = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=True)}
-        text = text_params(policy.role.dutch)
+        signer = self.identities.signer_for(policy.role).signing_cert.subject.native.get("common_name")
+        text = text_params(signer, policy.role.dutch)
         if field_name in filled:
             raise SigningError(f"signature field {field_name!r} is already signed")
         if field_name in empty:
@@ -231,12 +243,14 @@ class DocumentSigner:
             return field_name, fields.SigFieldSpec(field_name), {}
         if not visible:
             return field_name, fields.SigFieldSpec(field_name), {}
-        spec = new_field(writer, field_name)
+        wanted = [(field_name, f"{policy.role.dutch} ({policy.role.value})")]
         if policy.certify:
-            for skip, approval in enumerate(policy.approval_fields, start=1):
-                if approval not in empty:
-                    fields.append_signature_field(writer, new_field(writer, approval, skip))
-        return field_name, spec, text
+            wanted += [(approval, _signer_of(layout, approval)) for approval in policy.approval_fields
+                       if approval not in empty]
+        places = place_fields(pdf, layout, wanted)
+        for place in places[1:]:
+            fields.append_signature_field(writer, fields.SigFieldSpec(place.field_name, on_page=place.page, box=place.box))
+        return field_name, fields.SigFieldSpec(field_name, on_page=places[0].page, box=places[0].box), text
 
     def _presign_context(self, policy: SignaturePolicy, signer: signers.Signer) -> ValidationContext | None:
         """The validation context pyHanko signs with: before signing it checks the signer's
@@ -336,6 +350,11 @@ def _reserved_size(signed: bytes) -> int:
     """
     signature = PdfFileReader(io.BytesIO(signed), strict=False).embedded_regular_signatures[-1]
     return 2 * len(signature.sig_object["/Contents"].original_bytes)
+
+
+def _signer_of(layout: SignatureLayout | None, field_name: str) -> str:
+    block = layout.block(field_name) if layout is not None else None
+    return block.signer if block is not None else field_name
 
 
 def role_from_urn(value: str) -> Role | None:

@@ -7,13 +7,14 @@ Each Jinja tag is written into a single run, as docxtpl requires.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from docx import Document
 from docx.enum.table import WD_ROW_HEIGHT_RULE
-from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
@@ -54,12 +55,74 @@ def _table(document: Document, rows: list[tuple[str, str]]) -> None:
     document.add_paragraph()
 
 
-def _signature_space(document: Document, label: str) -> None:
-    """Room at the bottom of the last page for the visible signature block."""
-    document.add_paragraph()
-    document.add_paragraph(label).runs[0].bold = True
-    for _ in range(3):
-        document.add_paragraph()
+def _signature_space(document: Document, *labels: str) -> None:
+    """The signature block: per signer a bold label over the empty space its stamp goes in.
+
+    Signing finds each label by its first words (``signatures`` in the kind's ``kind.json``)
+    and puts the signature field in the space below it. The labels sit side by side in one
+    table row that cannot split, so a label never leaves its space; the paragraphs before the
+    row are kept with it (back to the last one that is always printed), so the block never
+    stands alone on a page. A last paragraph of 1 pt closes the body (Writer adds one after a
+    final table), so nothing but the block can move to a new page.
+    """
+    _keep_with_block(document)
+    table = document.add_table(rows=1, cols=len(labels))
+    table.autofit = False
+    row = table.rows[0]
+    row._tr.get_or_add_trPr().append(_on("w:cantSplit"))
+    width = (21.0 - 2 * 2.2) / len(labels)
+    for cell, label in zip(row.cells, labels):
+        cell.width = Cm(width)
+        heading = cell.paragraphs[0]
+        heading.add_run(label).bold = True
+        heading.paragraph_format.space_before = Pt(14)
+        heading.paragraph_format.space_after = Pt(0)
+        heading.paragraph_format.keep_with_next = True
+        space = cell.add_paragraph()
+        space.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+        space.paragraph_format.line_spacing = Pt(_STAMP_SPACE)
+        space.paragraph_format.space_before = space.paragraph_format.space_after = Pt(0)
+    end = document.add_paragraph()
+    end.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    end.paragraph_format.line_spacing = Pt(1)
+    end.paragraph_format.space_before = end.paragraph_format.space_after = Pt(0)
+
+
+#: Height of the empty space under a signature label, in points: the stamp (44 pt) and margins.
+_STAMP_SPACE = 60
+_TEMPLATE_TAG = re.compile(r"^\s*\{%[pr]\s+(if|for|endif|endfor|else|elif)\b")
+
+
+def _on(tag: str) -> OxmlElement:
+    element = OxmlElement(tag)
+    element.set(qn("w:val"), "true")
+    return element
+
+
+def _keep_with_block(document: Document, lead: int = 2) -> None:
+    """Keep-with-next on the paragraphs before the signature block, back to (and including) the
+    last ``lead`` ones printed whatever the data (the place and date of a statement, the
+    sentence before a decision's signature): through ``{%p if %}`` and ``{%p for %}`` blocks,
+    which may print nothing, and the last rows of a table (its last may be a ``{%tr %}`` tag)."""
+    depth = 0
+    for element in reversed(list(document.element.body.iterchildren())):
+        if element.tag == qn("w:p"):
+            text = "".join(element.itertext())
+            tag = _TEMPLATE_TAG.match(text)
+            if tag:
+                depth += {"endif": 1, "endfor": 1, "if": -1, "for": -1}.get(tag.group(1), 0)
+                continue
+            element.get_or_add_pPr().keepNext_val = True
+            if text.strip() and depth <= 0:
+                lead -= 1
+                if lead == 0:
+                    return
+        elif element.tag == qn("w:tbl"):
+            for row in element.findall(qn("w:tr"))[-2:]:
+                for paragraph in row.iter(qn("w:p")):
+                    paragraph.get_or_add_pPr().keepNext_val = True
+            if depth <= 0:
+                return
 
 
 def sworn_statement() -> Document:
@@ -338,8 +401,7 @@ def quote() -> Document:
         "dienstverlener en bezorgt vooraf het voorbereidingspakket. Door deze offerte te ondertekenen aanvaardt "
         "de aanvrager de audit en de kosten ervan."
     )
-    _signature_space(d, "Voor het auditbureau: {{ audit_firm.name }}")
-    _signature_space(d, "Voor akkoord, de aanvrager: {{ provider.name }}")
+    _signature_space(d, "Voor het auditbureau: {{ audit_firm.name }}", "Voor akkoord, de aanvrager: {{ provider.name }}")
     return d
 
 
