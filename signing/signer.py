@@ -181,7 +181,8 @@ class DocumentSigner:
         check_signing_certificate(cert, SIGNING_DIGEST)
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            field_name, field_spec, stamp_text = self._field(writer, pdf, policy, field_name, visible, layout)
+            field_name, field_spec, stamp_text = self._field(writer, pdf, policy, field_name, visible, layout,
+                                                             cert.subject.native.get("common_name"))
             metadata = signers.PdfSignatureMetadata(
                 field_name=field_name,
                 md_algorithm=SIGNING_DIGEST,
@@ -220,7 +221,7 @@ class DocumentSigner:
 
     def _field(
         self, writer: IncrementalPdfFileWriter, pdf: bytes, policy: SignaturePolicy, field_name: str, visible: bool,
-        layout: SignatureLayout | None,
+        layout: SignatureLayout | None, signer: str | None,
     ) -> tuple[str, fields.SigFieldSpec | None, dict[str, str]]:
         """The field to sign (name, spec of a new field or None for an existing one, stamp text).
 
@@ -232,7 +233,6 @@ class DocumentSigner:
         """
         empty = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=False)}
         filled = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev, filled_status=True)}
-        signer = self.identities.signer_for(policy.role).signing_cert.subject.native.get("common_name")
         text = text_params(signer, policy.role.dutch)
         if field_name in filled:
             raise SigningError(f"signature field {field_name!r} is already signed")
