@@ -20,9 +20,10 @@ from signing.external import ExternalSignatureRefused, accept_external_signature
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
 from signing.verify import render_text, verify_pdf
-from tests.shadow_attacks import ATTACKS, WHITE_PAGE, add_annotation, base_document, unsigned_signature_field
-from tests.test_external_signature import FIELD, with_prepared_field
 from tests.pki_fixtures import sign_raw
+from tests.shadow_attacks import ATTACKS, WHITE_PAGE, add_annotation, base_document, unsigned_signature_field
+from tests.signing_request_fixtures import eid_sign, external_job
+from tests.test_external_signature import FIELD, with_prepared_field
 
 SWORN_FIELD = "Handtekening-applicant-sworn_statement"
 
@@ -155,3 +156,38 @@ def test_a_signature_the_policy_does_not_provide_for_is_reported_even_unseen(
     assert any("the signature policy of sworn_statement allows no signature in field Extra" in p
                for p in sworn.problems), render_text(report)
     assert report.indication == "INDETERMINATE" and not report.ok
+
+
+DOSSIER = "SHADOW-2026-0001"
+
+
+def _dossier(store, tracker) -> tuple[list[dict], list[str]]:  # type: ignore[no-untyped-def]
+    """What a refusal must leave alone: the ledger and every stored document of the dossier."""
+    from storage.keys import dossier_prefix
+
+    return [e.to_dict() for e in tracker.history(DOSSIER)], store.list(f"{dossier_prefix(DOSSIER)}documents/")
+
+
+def test_a_shadowed_upload_for_a_signing_request_is_refused_and_the_dossier_stays(
+    s3_store, converter_pool, test_pki, test_pki_signer: DocumentSigner  # type: ignore[no-untyped-def]
+) -> None:
+    """The sworn statement as the service issues it (LibreOffice), signed by eID into its field,
+    then covered: refused with the reason, nothing stored or recorded; the clean file is accepted."""
+    from kmop.signing_requests import SigningRequests
+    from signing.roles import Role
+    from workflow.ledger import Ledger
+    from workflow.steps import KNOWLEDGE_TEST_PASSED
+    from workflow.tracker import Tracker
+
+    tracker = Tracker(Ledger(s3_store))
+    tracker.record_fact(DOSSIER, KNOWLEDGE_TEST_PASSED, Role.APPLICANT, {"passed_on": "2026-10-28"}, "knowledge-test")
+    requests = SigningRequests(s3_store, tracker, converter_pool, [test_pki.root])
+    issued = requests.issue(external_job(DOSSIER, "sworn-eid-shadow"))
+    returned = eid_sign(requests.issued_pdf(issued), test_pki, test_pki_signer.timestamper, issued.field_name)
+    before = _dossier(s3_store, tracker)
+    for attack in ("widget-hide-and-replace", "annotation-hide-and-replace", "content-hide"):
+        with pytest.raises(ExternalSignatureRefused, match="what the document shows was changed after signing"):
+            requests.accept(DOSSIER, issued.request_id, ATTACKS[attack](returned))
+        assert _dossier(s3_store, tracker) == before and requests.status(issued) == "issued"
+    accepted = requests.accept(DOSSIER, issued.request_id, returned)
+    assert accepted.result.created and requests.status(issued) == "accepted"
