@@ -34,6 +34,7 @@ from signing.policy import policy_for
 from signing.signer import DocumentSigner
 from storage.base import DocumentStore
 from storage.keys import version_of
+from templates.enrich import uses_dossier
 from templates.render import render_docx
 from workflow.ledger import Event
 from workflow.registration_numbers import NUMBERED_KIND, RegistrationNumbers
@@ -150,6 +151,11 @@ class Pipeline:
         state = decided
         if isinstance(draft, KmopError):
             raise draft
+        facts = state.document_facts()
+        if facts and draft is not None and uses_dossier(job.kind):
+            draft = self._draft(job, timings, facts)  # rare: drafted without what the dossier adds
+            if isinstance(draft, KmopError):
+                raise draft
         signed = self._produce(job, timings, state.documents, draft)
         with ExitStack() as locked:  # one dossier lock for both; they take it again for free
             with _timed(timings, "store"):
@@ -192,14 +198,20 @@ class Pipeline:
             return recorded
         return self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
 
-    def _draft(self, job: DocumentJob, timings: StageTimings) -> bytes | KmopError | None:
-        """The job's unsigned PDF (None for a countersignature), or why it cannot be made."""
+    def _draft(
+        self, job: DocumentJob, timings: StageTimings, dossier: dict[str, Any] | None = None
+    ) -> bytes | KmopError | None:
+        """The job's unsigned PDF (None for a countersignature), or why it cannot be made.
+
+        It is drafted while the dossier's history is read, so without what the history tells
+        the document (a declared involvement); a dossier that has something to tell has the
+        document drafted again with it (``dossier``)."""
         kind = job.document_kind
         if kind.countersigns:
             return None
         try:
             with _timed(timings, "render"):
-                docx = render_docx(kind, job.data, envelope(job))
+                docx = render_docx(kind, job.data, envelope(job), dossier)
             with _timed(timings, "convert"):
                 return self.converter.convert(docx)
         except KmopError as exc:

@@ -150,9 +150,9 @@ class SigningRequests:
         history = self.tracker.history(job.dossier_id)
         if any(e.idempotency_key == job.idempotency_key for e in history):
             raise InvalidJob("idempotency_key", "is already recorded in the dossier's ledger for another job")
-        self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
+        state = self.tracker.check(job.dossier_id, job.kind, job.role, job.data, history)
         pdf_key = signing_request_key(job.dossier_id, request_id, "pdf")
-        stored = self.store.head(pdf_key) or self._store_issued(job, request_id, pdf_key)
+        stored = self.store.head(pdf_key) or self._store_issued(job, request_id, pdf_key, state.document_facts())
         request = SigningRequest(
             request_id=request_id, dossier_id=job.dossier_id, kind=job.kind, step=job.document_kind.step,
             field_name=signature_field_name(job.kind, job.role), sha256=stored.sha256, size=stored.size,
@@ -165,10 +165,10 @@ class SigningRequests:
             return self.get(job.dossier_id, request_id)  # a racing twin wrote it first
         return request
 
-    def _store_issued(self, job: DocumentJob, request_id: str, key: str) -> StoredObject:
+    def _store_issued(self, job: DocumentJob, request_id: str, key: str, dossier: dict[str, Any]) -> StoredObject:
         if self.converter is None:
             raise KmopError("issuing a document to sign needs the converter (run it in a worker)")
-        pdf = self.converter.convert(render_docx(job.document_kind, job.data, envelope(job)))
+        pdf = self.converter.convert(render_docx(job.document_kind, job.data, envelope(job), dossier))
         pdf = _with_empty_signature_field(pdf, signature_field_name(job.kind, job.role), signature_layout(job.document_kind))
         metadata = {"dossier-id": job.dossier_id, "kind": job.kind, "request-id": request_id,
                     "idempotency-key": job.idempotency_key}

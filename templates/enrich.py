@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kmop.errors import InvalidJob
-from workflow.norm import Norm, load_norm, proposed_result
+from kmop.errors import InvalidJob, RenderError
+from workflow.norm import CONDITIONAL, NEGATIVE, POSITIVE, Norm, ReportAssessment, assess_report, load_norm
 from workflow.tariff import QuoteComputation, compute_quote
 
 Context = dict[str, Any]
+
+OUTCOME_LABELS = {POSITIVE: "positief", CONDITIONAL: "voorwaardelijk", NEGATIVE: "negatief"}
 
 RESULT_LABELS = {
     "geslaagd": "geslaagd",
@@ -55,10 +57,21 @@ _QUOTE_FIELDS = {
 }
 
 
-def enrich(kind_name: str, data: Mapping[str, Any]) -> Context:
-    """The render-context additions for this kind ({} for a kind that needs none)."""
+def enrich(kind_name: str, data: Mapping[str, Any], dossier: Mapping[str, Any] | None = None) -> Context:
+    """The render-context additions for this kind ({} for a kind that needs none).
+
+    ``dossier``: what the dossier's history tells this document (``DossierState.document_facts``:
+    a declared involvement); None where the document is made without its dossier.
+    """
+    if kind_name in _DOSSIER_ENRICHERS:
+        return _DOSSIER_ENRICHERS[kind_name](data, dossier)
     enricher = _ENRICHERS.get(kind_name)
     return {} if enricher is None else enricher(data)
+
+
+def uses_dossier(kind_name: str) -> bool:
+    """Whether this kind's documents show what the dossier tells them (``enrich``'s ``dossier``)."""
+    return kind_name in _DOSSIER_ENRICHERS
 
 
 def quote(data: Mapping[str, Any]) -> Context:
@@ -85,11 +98,11 @@ def quote(data: Mapping[str, Any]) -> Context:
     requirements = []
     for requirement in norm.requirements:
         if requirement.id in in_scope:
-            status, label = "in_scope", "in scope"
+            status, label = "in_scope", "wordt geaudit"
         elif requirement.id in exempt_ids:
             status, label = "exempt", "vrijgesteld"
         else:
-            status, label = "out_of_scope", "niet in scope (eerder positief beoordeeld)"
+            status, label = "out_of_scope", "niet opnieuw geaudit (eerder positief beoordeeld)"
         requirements.append({"id": requirement.id, "title": requirement.title, "status": status,
                              "status_label": label})
     norm_context = _norm_summary(norm)
@@ -117,6 +130,8 @@ def tariff_context(computation: QuoteComputation) -> Context:
         "lines": [
             {
                 "component": line.component,
+                "component_label": line.component_label,
+                "basis": line.basis,
                 "label": line.label,
                 "quantity": _nl(line.quantity),
                 "unit_hours": _nl(line.unit_hours),
@@ -148,7 +163,7 @@ def tariff_context(computation: QuoteComputation) -> Context:
     }
 
 
-def preparation_pack(data: Mapping[str, Any]) -> Context:
+def preparation_pack(data: Mapping[str, Any], dossier: Mapping[str, Any] | None = None) -> Context:
     norm = _norm(data)
     requirements = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
     norm_context = _norm_summary(norm)
@@ -160,59 +175,37 @@ def preparation_pack(data: Mapping[str, Any]) -> Context:
     ]
     checklist = [{"text": item.text, "source": item.source} for item in norm.checklist_for(data["audit_kind"])]
     checklist += [{"text": text, "source": "auditbureau"} for text in data.get("additional_documents", [])]
+    rule = norm.disclosure_rule
+    disclosure = None
+    if dossier and dossier.get("disclosure") and any(r.id == rule.requirement_id for r in requirements):
+        disclosure = dict(dossier["disclosure"])
+        evidence = [{"text": text, "source": "verklaring op eer"} for text in rule.evidence]
+        numbers = [str(n) for n in range(len(checklist) + 1, len(checklist) + len(evidence) + 1)]
+        disclosure["evidence"] = ("nr. " if len(numbers) == 1 else "nrs. ") + (
+            numbers[0] if len(numbers) == 1 else ", ".join(numbers[:-1]) + " en " + numbers[-1])
+        disclosure["requirement"] = f"{rule.requirement_id} {norm.requirement(rule.requirement_id).title}"
+        checklist += evidence
     for number, item in enumerate(checklist, 1):
         item["number"] = number
-    return {"norm": norm_context, "checklist": checklist}
+    return {"norm": norm_context, "checklist": checklist, "disclosure": disclosure}
 
 
-def audit_report(data: Mapping[str, Any]) -> Context:
+def audit_report(data: Mapping[str, Any], dossier: Mapping[str, Any] | None = None) -> Context:
     norm = _norm(data)
-    if "requirement_ids" in data:
-        requirements = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
-    else:
-        requirements = list(norm.requirements)
-    in_scope = {i.id for r in requirements for i in r.indicators}
-    scope_text = ", ".join(r.id for r in requirements)
-
-    findings: dict[str, Mapping[str, Any]] = {}
-    for index, finding in enumerate(data["findings"]):
-        field = f"data.findings[{index}].indicator_id"
-        indicator = norm.indicator(finding["indicator_id"], field)
-        if indicator.id not in in_scope:
-            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
-        if indicator.id in findings:
-            raise InvalidJob(field, f"indicator {indicator.id} has a finding already")
-        findings[indicator.id] = finding
-    exemptions: dict[str, Mapping[str, Any]] = {}
-    for index, exemption in enumerate(data["exemptions"]):
-        field = f"data.exemptions[{index}].indicator_id"
-        indicator = norm.indicator(exemption["indicator_id"], field)
-        if indicator.id not in in_scope:
-            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
-        if indicator.id in findings or indicator.id in exemptions:
-            raise InvalidJob(field, f"indicator {indicator.id} has a finding or an exemption already")
-        basis = norm.exemption_basis(exemption["basis"], f"data.exemptions[{index}].basis")
-        if indicator.requirement_id not in basis.requirement_ids:
-            raise InvalidJob(f"data.exemptions[{index}].basis",
-                             f"{basis.label} does not exempt requirement {indicator.requirement_id} in kmop-norm "
-                             f"{norm.version} (it exempts {', '.join(basis.requirement_ids)})")
-        exemptions[indicator.id] = exemption
-
-    scores = {i: (f["conformity"], f["demonstrability"]) for i, f in findings.items()}
-    bases = {i: e["basis"] for i, e in exemptions.items()}
+    assessment = assess_report(norm, data)
+    scores, bases = assessment.scores, assessment.bases
     table, results = [], []
-    for requirement in requirements:
-        result = proposed_result(norm, requirement, scores, bases, "data.findings")
+    for requirement, result in zip(assessment.requirements, assessment.results):
         rows = []
         for indicator in requirement.indicators:
             row: dict[str, Any] = {"id": indicator.id, "text": indicator.text}
-            if indicator.id in exemptions:
-                exemption = exemptions[indicator.id]
+            if indicator.id in assessment.exemptions:
+                exemption = assessment.exemptions[indicator.id]
                 row.update(exempt=True, conformity="", demonstrability="",
                            finding=f"vrijgesteld op basis van {norm.exemption_basis(exemption['basis']).label} "
                                    f"({exemption['reference']})")
             else:
-                finding = findings[indicator.id]
+                finding = assessment.findings[indicator.id]
                 row.update(exempt=False, conformity=finding["conformity"],
                            demonstrability=finding["demonstrability"], finding=finding["finding"])
             rows.append(row)
@@ -226,12 +219,22 @@ def audit_report(data: Mapping[str, Any]) -> Context:
             "explanation": _explanation(norm, result.result, result.below_passing, result.exempted,
                                         result.deliberable, scores, bases),
         })
+    conclusion = _conclusion(norm, assessment, data["audit_kind"])
+    stated = data.get("proposed_outcome")
+    if stated is not None and stated != conclusion["outcome"]:
+        raise InvalidJob("data.proposed_outcome",
+                         f"the scores give {conclusion['outcome']!r}, not {stated!r} "
+                         f"({conclusion['outcome_label']}: {conclusion['reason']})")
+    rule = norm.disclosure_rule
+    covers = any(r.id == rule.requirement_id for r in assessment.requirements)
     norm_context = _norm_summary(norm)
     norm_context["scores"] = [{"code": code, "label": label} for code, label in norm.scores.items()]
-    return {"norm": norm_context, "findings_table": table, "requirement_results": results}
+    return {"norm": norm_context, "findings_table": table, "requirement_results": results,
+            "conclusion": conclusion,
+            "disclosure": _disclosure(norm, data, dossier, rule.report_field, covers, covers, "de auditor")}
 
 
-def commission_decision(data: Mapping[str, Any]) -> Context:
+def commission_decision(data: Mapping[str, Any], dossier: Mapping[str, Any] | None = None) -> Context:
     norm = _norm(data)
     if "requirement_ids" in data:
         expected = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
@@ -255,15 +258,24 @@ def commission_decision(data: Mapping[str, Any]) -> Context:
     if sorted(data["failed_requirements"]) != failed:
         raise InvalidJob("data.failed_requirements", "must list exactly the requirements judged niet_geslaagd "
                                                      f"({', '.join(failed) or 'none'})")
+    outcome = norm.outcome_rule.outcome({r: item["result"] for r, item in decided.items()},
+                                        data.get("audit_kind", "initial"))
+    if data["outcome"] != outcome:
+        raise InvalidJob("data.outcome", f"the requirement results give {outcome!r} by the outcome rule of "
+                                         f"kmop-norm {norm.version}, not {data['outcome']!r}")
     rows = [
         {"requirement_id": r.id, "title": r.title, "result": decided[r.id]["result"],
          "result_label": RESULT_LABELS[decided[r.id]["result"]],
          "motivation": decided[r.id].get("motivation", "")}
         for r in expected
     ]
+    rule = norm.disclosure_rule
+    needed = rule.requirement_id in decided and outcome in rule.decision_needs_assessment_for
     norm_context = _norm_summary(norm)
     norm_context["failed"] = [{"id": r.id, "title": r.title} for r in expected if r.id in failed]
-    return {"norm": norm_context, "requirement_decisions": rows}
+    return {"norm": norm_context, "requirement_decisions": rows,
+            "disclosure": _disclosure(norm, data, dossier, rule.decision_field, rule.requirement_id in decided,
+                                      needed, "de auditcommissie")}
 
 
 def registration_certificate(data: Mapping[str, Any]) -> Context:
@@ -280,8 +292,82 @@ def _norm(data: Mapping[str, Any]) -> Norm:
     return load_norm(data["norm_version"], field="data.norm_version")
 
 
+def _requirement_list(norm: Norm, ids: list[str], note: Mapping[str, str] | None = None) -> str:
+    return ", ".join(f"{r.id} {r.title}{note.get(r.id, '') if note else ''}"
+                     for r in norm.requirements if r.id in ids)
+
+
+def _conclusion(norm: Norm, assessment: ReportAssessment, audit_kind: str) -> Context:
+    """The report's conclusion, computed from the proposed results by the norm's outcome rule:
+    the proposed outcome, why, and the requirements per result, in Dutch."""
+    rule = norm.outcome_rule
+    proposals = {r.requirement_id: r.result for r in assessment.results}
+    outcome = rule.outcome(proposals, audit_kind)
+    not_passed = [r.requirement_id for r in assessment.results if r.result not in rule.counts_as_passed]
+    deliberable = [r.requirement_id for r in assessment.results if r.deliberable]
+    blocking = [r for r in not_passed if r in rule.never_conditional]
+    conditional_possible = audit_kind in rule.conditional_in
+    if outcome == POSITIVE:
+        reason = "alle vereisten zijn geslaagd of vrijgesteld"
+    elif outcome == CONDITIONAL:
+        reason = (f"{_not_passed(len(not_passed))} (een voorwaardelijk resultaat laat er ten hoogste "
+                  f"{rule.max_not_passed_for_conditional} toe) en "
+                  f"{_requirement_list(norm, sorted(rule.never_conditional))} is daar niet bij")
+    elif not conditional_possible:
+        reason = ("na een opvolgings- of bijkomende audit is het resultaat positief of negatief, en niet alle "
+                  "vereisten zijn geslaagd")
+    elif blocking:
+        reason = f"{_requirement_list(norm, blocking)} is niet geslaagd; dan is het resultaat altijd negatief"
+    else:
+        reason = (f"{_not_passed(len(not_passed))}, meer dan de {rule.max_not_passed_for_conditional} die een "
+                  "voorwaardelijk resultaat toelaat")
+    groups = []
+    for result, label in (("geslaagd", "Geslaagd"), ("vrijgesteld", "Vrijgesteld"), ("niet_geslaagd", "Niet geslaagd")):
+        ids = [r for r, given in proposals.items() if given == result]
+        if ids:
+            note = {r: " (deliberatie mogelijk)" for r in deliberable}
+            groups.append({"label": label, "requirements": _requirement_list(norm, ids, note)})
+    deliberation = ""
+    if deliberable:
+        after = rule.outcome({**proposals, **{r: "gedelibereerd" for r in deliberable}}, audit_kind)
+        which = _requirement_list(norm, deliberable)
+        deliberation = (f"De auditcommissie kan {which} delibereren (alleen scores {' of '.join(sorted(norm.deliberable_scores))} "
+                        f"onder de norm); doet zij dat, dan is het eindresultaat {OUTCOME_LABELS[after]}.")
+    return {"outcome": outcome, "outcome_label": OUTCOME_LABELS[outcome], "reason": reason,
+            "groups": groups, "deliberation": deliberation}
+
+
+def _not_passed(count: int) -> str:
+    return f"{counted(count, 'vereiste', 'vereisten')} {'is' if count == 1 else 'zijn'} niet geslaagd"
+
+
+def _disclosure(norm: Norm, data: Mapping[str, Any], dossier: Mapping[str, Any] | None, field: str,
+                covers: bool, needed: bool, by: str) -> Context | None:
+    """The dossier's declared involvement with this document's assessment of it, for a document
+    that covers the requirement assessing it (``covers``); one that must assess it (``needed``)
+    and does not is refused (the workflow refuses it too, on the dossier's history)."""
+    if not dossier or not dossier.get("disclosure") or not covers:
+        return None
+    assessment = data.get(field)
+    if needed and not assessment:
+        raise InvalidJob(f"data.{field}", f"is required: the sworn statement declares an involvement that "
+                                          f"{by} must assess under requirement {norm.disclosure_rule.requirement_id}")
+    return {**dossier["disclosure"], "assessment": assessment or "", "by": by,
+            "requirement_id": norm.disclosure_rule.requirement_id}
+
+
+def counted(value: int | str, singular: str, plural: str) -> str:
+    """A count with its noun in the right number: ``1`` -> ``1 dag``, ``2`` -> ``2 dagen``,
+    ``"1,5"`` (Dutch notation, as enrich writes hours and days) -> ``1,5 dagen``."""
+    try:
+        number = Decimal(str(value).replace(",", "."))
+    except InvalidOperation:
+        raise RenderError(f"not a count: {value!r}") from None
+    return f"{value} {singular if number == 1 else plural}"
+
+
 def _norm_summary(norm: Norm) -> Context:
-    return {"version": norm.version, "title": norm.title, "status": norm.status,
+    return {"version": norm.version, "version_label": norm.version_label, "title": norm.title, "status": norm.status,
             "is_paraphrase": norm.status == "paraphrase"}
 
 
@@ -320,10 +406,12 @@ def _nl(value: Decimal) -> str:
 
 _ENRICHERS: dict[str, Callable[[Mapping[str, Any]], Context]] = {
     "quote": quote,
+    "registration_certificate": registration_certificate,
+}
+_DOSSIER_ENRICHERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any] | None], Context]] = {
     "preparation_pack": preparation_pack,
     "audit_report": audit_report,
     "follow_up_audit_report": audit_report,
     "commission_decision": commission_decision,
     "follow_up_decision": commission_decision,
-    "registration_certificate": registration_certificate,
 }

@@ -20,7 +20,7 @@ from kmop.errors import RenderError
 from kmop.identifiers import InvalidIdentifier, format_enterprise_number, format_iban
 
 from .catalog import DocumentKind
-from .enrich import enrich
+from .enrich import counted, enrich
 from .package import DocxPackage
 
 _MONTHS_NL = (
@@ -131,7 +131,7 @@ class _Template(DocxTemplate):
 def _environment() -> jinja2.Environment:
     env = _CompilingOnceEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     env.filters.update(
-        dutch_date=dutch_date, euro=euro, enterprise_number=_enterprise_number, iban=_iban
+        dutch_date=dutch_date, euro=euro, enterprise_number=_enterprise_number, iban=_iban, counted=counted
     )
     return env
 
@@ -149,15 +149,18 @@ def prepare_template(kind: DocumentKind) -> None:
         passes.compile_part(xml, env)
 
 
-def render_docx(kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any]) -> bytes:
+def render_docx(
+    kind: DocumentKind, data: dict[str, Any], envelope: dict[str, Any], dossier: dict[str, Any] | None = None
+) -> bytes:
     """The rendered .docx as bytes.
 
     ``data`` is the job's validated template data, extended by what ``enrich`` computes from it
     (the tariff of a quote, the norm's indicators, ...); ``envelope`` is what every document
-    carries besides (dossier id, document id, issue time), available in the template as ``doc``.
+    carries besides (dossier id, document id, issue time), available in the template as ``doc``;
+    ``dossier`` what the dossier's history tells the document (``DossierState.document_facts``).
     """
     package = _package(kind)
-    context = {**data, **enrich(kind.name, data), "doc": envelope}
+    context = {**data, **enrich(kind.name, data, dossier), "doc": envelope}
     try:
         return package.render(_Template(None), context, _environment())
     except jinja2.UndefinedError as exc:

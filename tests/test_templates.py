@@ -128,8 +128,8 @@ def test_every_jinja_tag_sits_in_one_run(kind_name: str) -> None:
 KEY_VALUES = {
     "quote": ["CU-OFF-2026-0457", "9 november 2026", "8 december 2026", "CertUp BV", "0880.123.461",
               "0403.170.701", "AANVR-2026-0001", "initiële audit", "16 uur (2 auditdagen van 8 uur)",
-              "1 dag(en) ter plaatse", "€ 150,00", "€ 2.400,00", "€ 504,00", "€ 2.904,00",
-              "tariff 2024.1: structure_classes[B].hours.visit", "niet in aanmerking voor steun"],
+              "1 dag ter plaatse", "€ 150,00", "€ 2.400,00", "€ 504,00", "€ 2.904,00",
+              "structuurklasse B (2 tot 5 personen die de dienst leveren)", "niet in aanmerking voor steun"],
     "preparation_pack": ["CU-VBP-2026-0457", "12 januari 2027", "Pieter De Smet", "verantwoordelijke kwaliteit",
                          "V1.1", "V5.3", "Vereiste V3: Klantentevredenheid", "gecoördineerde statuten",
                          "projectlijst van de voorbije 24 maanden", "Organigram", "KMOP-2025-129902",
@@ -171,7 +171,7 @@ HOSTILE_FIELDS = {
     "audit_report": [("provider", "name"), ("findings", 4, "finding"), ("sampled_dossiers", 0, "client")],
     "commission_decision": [("provider", "name"), ("requirements", 2, "motivation"), ("members", 0, "name")],
     "registration_certificate": [("provider", "name"), ("themes", 0)],
-    "follow_up_audit_report": [("provider", "name"), ("conclusion",)],
+    "follow_up_audit_report": [("provider", "name"), ("auditor_remark",)],
     "follow_up_decision": [("provider", "name"), ("requirements", 0, "motivation")],
 }
 
@@ -288,10 +288,10 @@ def test_quote_shows_every_tariff_line_with_its_source() -> None:
     text = text_of(render("quote", data))
     assert len(context["tariff"]["lines"]) == 3 + 3 + 2
     for line in context["tariff"]["lines"]:
-        assert line["source"] in text
-        assert line["label"] in text
-    assert "2 x bijkomende vestiging in België" in text
-    assert "1 x bijkomende dienst" in text
+        assert line["basis"] in text and line["component_label"] in text
+        assert line["source"] not in text  # the data file's row names are not for the client
+    assert "2 × bijkomende vestiging in België" in text
+    assert "1 × bijkomende dienst" in text
     assert context["tariff"]["total_hours"] == "25"
 
 
@@ -312,7 +312,7 @@ def test_quote_with_foreign_site_adds_travel_costs_at_cost_outside_the_total() -
     data["structure"]["foreign_sites"] = 2
     context = enrich("quote", data)
     assert context["tariff"]["total"] == "2904.00"
-    assert "2 vestiging(en) in het buitenland" in text_of(render("quote", data))
+    assert "2 vestigingen in het buitenland" in text_of(render("quote", data))
 
 
 def test_follow_up_quote_needs_requirements_and_previous_decision() -> None:
@@ -324,8 +324,8 @@ def test_follow_up_quote_needs_requirements_and_previous_decision() -> None:
     data["scope"]["requirement_ids"] = ["V3"]
     text = text_of(render("quote", data))
     assert "opvolgingsaudit" in text and "CU-AC-2027-0020" in text
-    assert "niet in scope (eerder positief beoordeeld)" in text
-    assert "beperking tot de vereisten in scope (V3" in text
+    assert "niet opnieuw geaudit (eerder positief beoordeeld)" in text
+    assert "beperking tot de te auditen vereisten (V3" in text
 
 
 def test_initial_quote_refuses_a_requirement_list() -> None:
@@ -380,7 +380,7 @@ def test_pack_for_follow_up_holds_only_the_scope_and_its_checklist() -> None:
     data.pop("known_dossiers")
     text = text_of(render("preparation_pack", data))
     assert "V3.1" in text and "V1.1" not in text and "V5.3" not in text
-    assert "bewijsstukken voor de vereisten in de scope" in text
+    assert "bewijsstukken voor de te auditen vereisten" in text
     assert "24 maanden" not in text and "Gekende projectdossiers" not in text
 
 
@@ -505,6 +505,8 @@ def test_conditional_decision_needs_follow_up_window(missing: str) -> None:
 def test_negative_decision_needs_additional_audit_deadline_and_renders_it() -> None:
     data = example("commission_decision")
     data["outcome"] = "negative"
+    data["failed_requirements"] = ["V3", "V5"]
+    data["requirements"][4] = {"requirement_id": "V5", "result": "niet_geslaagd", "motivation": "Geen verklaring."}
     assert invalid("commission_decision", data).field in {"data.follow_up_from", "data.follow_up_until",
                                                           "data.additional_audit_by"}
     del data["follow_up_from"], data["follow_up_until"]
@@ -558,7 +560,7 @@ def test_follow_up_decision_outcomes() -> None:
     data["requirements"][0] = {"requirement_id": "V3", "result": "niet_geslaagd", "motivation": "Nog geen meting."}
     assert invalid("follow_up_decision", data).field == "data.outcome"  # a follow-up audit cannot end conditional
     data["audit_kind"] = "additional"
-    assert "tussen 14 maart 2028 en 14 september 2028" in text_of(render("follow_up_decision", data))
+    assert invalid("follow_up_decision", data).field == "data.outcome"  # nor can an additional audit
     data.update(audit_kind="follow_up", outcome="negative")
     del data["follow_up_from"], data["follow_up_until"]
     assert "de voorwaardelijke registratie eindigt" in text_of(render("follow_up_decision", data))

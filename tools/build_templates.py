@@ -195,7 +195,7 @@ _OFFICE = (
     "{{ provider.registered_office.street }}, {{ provider.registered_office.postal_code }} "
     "{{ provider.registered_office.city }} ({{ provider.registered_office.country }})"
 )
-_NORM = "{{ norm.version }}{% if norm.is_paraphrase %} (parafrase van kmop-docs, niet de officiële bijlage){% endif %}"
+_NORM = "{{ norm.version_label }}{% if norm.is_paraphrase %} (parafrase van kmop-docs, niet de officiële bijlage){% endif %}"
 _SMALL = Pt(7.5)
 
 
@@ -318,6 +318,30 @@ def _loop_list(document: Document, headers: list[str], cells: list[str], loop: s
     document.add_paragraph()
 
 
+def _blank_row(table, widths: list[float]):
+    blank = table.add_row()
+    blank.height = Cm(0.9)
+    blank.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
+    _set_widths(blank.cells, widths)
+    return blank
+
+
+def _keep_row_with_next(row) -> None:
+    """Keep a table row on the page of the next one (keep-with-next on its paragraphs, which
+    Word and LibreOffice apply to the row) and never split it: an indicator of the workbook
+    moves to the next page with its blank rows, leaving no repeated header over a lone row."""
+    row._tr.get_or_add_trPr().append(_cant_split())
+    for cell in row.cells:
+        for paragraph in cell.paragraphs:
+            paragraph.paragraph_format.keep_with_next = True
+
+
+def _cant_split():
+    element = OxmlElement("w:cantSplit")
+    element.set(qn("w:val"), "true")
+    return element
+
+
 def _small(document: Document, text: str) -> None:
     document.add_paragraph(text).runs[0].font.size = _SMALL
 
@@ -348,19 +372,19 @@ def quote() -> Document:
     _table(d, [
         ("Offertenummer", "{{ quote_number }}"),
         ("Datum", "{{ date|dutch_date }}"),
-        ("Geldig tot en met", "{{ quote_valid_until|dutch_date }} ({{ validity_days }} dagen)"),
+        ("Geldig tot en met", "{{ quote_valid_until|dutch_date }} ({{ validity_days|counted('dag', 'dagen') }})"),
         ("Soort audit", _AUDIT_KIND_LABELS),
         ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
-        ("Dienst(en)", "{{ scope.services|join(', ') }}"),
+        ("{% if scope.services|length == 1 %}Dienst{% else %}Diensten{% endif %}", "{{ scope.services|join(', ') }}"),
         ("Vorige beslissing", "{% if previous_decision_number is defined %}{{ previous_decision_number }}{% else %}niet van toepassing{% endif %}"),
     ])
     d.add_heading("2. Partijen", level=1)
     _table(d, _firm_rows() + [_firm_address_row()] + _provider_rows() + [
         ("Contactpersoon", "{{ contact.name }}, {{ contact.role }}"),
     ])
-    d.add_heading("3. Scope en structuur", level=1)
+    d.add_heading("3. Omvang van de audit en structuur", level=1)
     d.add_paragraph("Kmop-norm: " + _NORM + ".")
-    _loop_table(d, ["Vereiste", "Omschrijving", "Audit"],
+    _loop_table(d, ["Vereiste", "Omschrijving", "In deze audit"],
                 ["{{ r.id }}", "{{ r.title }}", "{{ r.status_label }}"],
                 "r in norm.requirements", widths=[2.2, 9.0, 5.4])
     _table(d, [
@@ -379,17 +403,17 @@ def quote() -> Document:
         "{{ tariff.hourly_rate|euro }} per uur (tijdrooster {{ tariff.version }}, van kracht sinds "
         "{{ tariff.effective_from|dutch_date }})."
     )
-    _loop_table(d, ["Onderdeel", "Berekening", "Uren", "Tarief", "Bedrag", "Tariefregel"],
-                ["{{ line.label }}", "{{ line.quantity }} × {{ line.unit_hours }} u", "{{ line.hours }}",
-                 "{{ line.rate|euro }}", "{{ line.amount|euro }}", "{{ line.source }}"],
-                "line in tariff.lines", widths=[4.8, 2.2, 1.1, 1.8, 2.2, 4.5], size=Pt(8))
+    _loop_table(d, ["Onderdeel", "Grondslag in het tijdrooster", "Berekening", "Uren", "Bedrag"],
+                ["{{ line.component_label }}", "{{ line.basis }}", "{{ line.quantity }} × {{ line.unit_hours }} uur",
+                 "{{ line.hours }}", "{{ line.amount|euro }}"],
+                "line in tariff.lines", widths=[2.8, 7.0, 2.6, 1.6, 2.6], size=Pt(9))
     _table(d, [
-        ("Totaal aantal uren", "{{ tariff.total_hours }} uur ({{ tariff.audit_days }} auditdagen van {{ tariff.hours_per_day }} uur)"),
-        ("Auditbezoek", "{{ tariff.visit_hours }} uur, {{ tariff.visit_days }} dag(en) ter plaatse"),
+        ("Totaal aantal uren", "{{ tariff.total_hours }} uur ({{ tariff.audit_days|counted('auditdag', 'auditdagen') }} van {{ tariff.hours_per_day }} uur)"),
+        ("Auditbezoek", "{{ tariff.visit_hours }} uur, {{ tariff.visit_days|counted('dag', 'dagen') }} ter plaatse"),
         ("Subtotaal (excl. btw)", "{{ tariff.subtotal|euro }}"),
         ("Btw {{ tariff.vat_rate_percent }} %", "{{ tariff.vat|euro }}"),
         ("Totaal (incl. btw)", "{{ tariff.total|euro }}"),
-        ("Reiskosten buitenland", "{% if tariff.travel %}{{ tariff.travel.text }} ({{ tariff.travel.foreign_sites }} vestiging(en) in het buitenland){% else %}niet van toepassing{% endif %}"),
+        ("Reiskosten buitenland", "{% if tariff.travel %}{{ tariff.travel.text }} ({{ tariff.travel.foreign_sites|counted('vestiging', 'vestigingen') }} in het buitenland){% else %}niet van toepassing{% endif %}"),
     ])
     d.add_paragraph("{%p for note in tariff.notes %}")
     d.add_paragraph("{{ note }}", style="List Bullet")
@@ -414,17 +438,18 @@ def preparation_pack() -> Document:
         ("Offerte", "{{ quote_number }}"),
         ("Soort audit", _AUDIT_KIND_LABELS),
         ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
-        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("{% if services|length == 1 %}Dienst{% else %}Diensten{% endif %}", "{{ services|join(', ') }}"),
         ("Kmop-norm", _NORM),
-        ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+        ("Te auditen vereisten", "{{ requirement_ids|join(', ') }}"),
     ] + _firm_rows() + _provider_rows())
     d.add_heading("2. Auditbezoek", level=1)
-    d.add_paragraph("Gepland op {{ visit.dates|map('dutch_date')|join(', ') }}, op de volgende vestiging(en):")
+    d.add_paragraph("Gepland op {{ visit.dates|map('dutch_date')|join(', ') }}, op de volgende "
+                    "{% if visit.sites|length == 1 %}vestiging{% else %}vestigingen{% endif %}:")
     _loop_table(d, ["Vestiging", "Adres", "Vestigingseenheid"],
                 ["{{ s.label }}", "{{ s.address.street }}, {{ s.address.postal_code }} {{ s.address.city }} ({{ s.address.country }})",
                  "{% if s.establishment_unit_number is defined %}{{ s.establishment_unit_number }}{% else %}—{% endif %}"],
                 "s in visit.sites", widths=[3.8, 8.6, 4.2])
-    d.add_paragraph("Auditor(en):")
+    d.add_paragraph("{% if auditors|length == 1 %}Auditor{% else %}Auditors{% endif %}:")
     _loop_table(d, ["Naam", "Rol"], ["{{ a.name }}", "{% if a.role is defined %}{{ a.role }}{% else %}auditor{% endif %}"],
                 "a in auditors", widths=[8.3, 8.3])
     d.add_paragraph("Wij vragen de volgende personen aanwezig te zijn:")
@@ -441,7 +466,7 @@ def preparation_pack() -> Document:
         "op overeenstemming en aantoonbaarheid."
     )
     d.add_paragraph("{%p if norm.is_paraphrase %}")
-    _small(d, "De indicatorteksten zijn een parafrase door kmop-docs (kmop-norm {{ norm.version }}); de officiële "
+    _small(d, "De indicatorteksten zijn een parafrase door kmop-docs (kmop-norm {{ norm.version_label }}); de officiële "
               "bijlage van de kmop-norm heeft voorrang.")
     d.add_paragraph("{%p endif %}")
     widths = [2.0, 5.4, 4.6, 4.6]
@@ -450,7 +475,9 @@ def preparation_pack() -> Document:
     _header_row(table, ["Indicator", "Bewijs (document, registratie, dossier)", "Middelen", "Aanwezige personen"], widths)
     _tag_row(table, "{%tr for req in norm.requirements %}")
     _merged_row(table, "Vereiste {{ req.id }}: {{ req.title }}", bold=True, fill="D9E2F3")
+    _keep_row_with_next(table.rows[-1])
     _merged_row(table, "{{ req.summary }}", italic=True)
+    _keep_row_with_next(table.rows[-1])
     _tag_row(table, "{%tr for ind in req.indicators %}")
     row = table.add_row()
     row.cells[0].text = "{{ ind.id }}"
@@ -459,12 +486,11 @@ def preparation_pack() -> Document:
     text_cell.text = "{{ ind.text }}"
     _shade(row.cells[0], "F2F2F2")
     _shade(text_cell, "F2F2F2")
-    _tag_row(table, "{%tr for _ in range(norm.blank_rows) %}")
-    blank = table.add_row()
-    blank.height = Cm(0.9)
-    blank.height_rule = WD_ROW_HEIGHT_RULE.AT_LEAST
-    _set_widths(blank.cells, widths)
+    _keep_row_with_next(row)
+    _tag_row(table, "{%tr for _ in range(norm.blank_rows - 1) %}")
+    _keep_row_with_next(_blank_row(table, widths))
     _tag_row(table, "{%tr endfor %}")
+    _blank_row(table, widths)
     _tag_row(table, "{%tr endfor %}")
     _tag_row(table, "{%tr endfor %}")
     _fix_grid(table, widths)
@@ -474,6 +500,13 @@ def preparation_pack() -> Document:
     _loop_table(d, ["Nr.", "Document", "Klaar", "Opmerking"],
                 ["{{ item.number }}", "{{ item.text }}", "☐", ""],
                 "item in checklist", widths=[1.2, 10.4, 1.4, 3.6])
+    d.add_paragraph("{%p if disclosure %}")
+    d.add_paragraph(
+        "In uw verklaring op eer van {{ disclosure.declared_on|dutch_date }} meldt u een betrokkenheid bij misbruik "
+        "van de kmo-portefeuille of bij een faillissement: “{{ disclosure.text }}”. De auditor onderzoekt die melding "
+        "onder vereiste {{ disclosure.requirement }}; leg daarvoor de documenten {{ disclosure.evidence }} klaar."
+    )
+    d.add_paragraph("{%p endif %}")
     d.add_paragraph("{%p if known_dossiers is defined and known_dossiers %}")
     d.add_heading("5. Gekende projectdossiers", level=1)
     d.add_paragraph("Houd voor de volgende opdrachten het volledige projectdossier ter beschikking:")
@@ -500,18 +533,18 @@ def _audit_report(title: str, follow_up: bool) -> Document:
         rows += [
             ("Initieel auditrapport", "{{ initial.report_number }}"),
             ("Initiële beslissing", "{{ initial.decision_number }}"),
-            ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+            ("Te auditen vereisten", "{{ requirement_ids|join(', ') }}"),
         ]
     rows += [
         ("Offerte", "{{ quote_number }}"),
         ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
-        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("{% if services|length == 1 %}Dienst{% else %}Diensten{% endif %}", "{{ services|join(', ') }}"),
         ("Kmop-norm", _NORM),
     ] + _firm_rows() + _provider_rows()
     _table(d, rows)
     d.add_heading("2. Auditbezoek", level=1)
     d.add_paragraph("Datum: {{ visit.dates|map('dutch_date')|join(', ') }}. "
-                    "Scope gevalideerd met de dienstverlener: {% if scope_validated %}ja{% else %}nee{% endif %}.")
+                    "Omvang van de audit bevestigd met de dienstverlener: {% if scope_validated %}ja{% else %}nee{% endif %}.")
     _loop_table(d, ["Bezochte vestiging", "Adres"],
                 ["{{ s.label }}", "{{ s.address.street }}, {{ s.address.postal_code }} {{ s.address.city }} ({{ s.address.country }})"],
                 "s in visit.sites", widths=[5.0, 11.6])
@@ -524,7 +557,7 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     _loop_table(d, ["Document", "Voorgelegd", "Opmerking"],
                 ["{{ x.document }}", "{% if x.presented %}ja{% else %}nee{% endif %}",
                  "{% if x.remark is defined %}{{ x.remark }}{% endif %}"],
-                "x in documents_presented", empty="Geen documenten geregistreerd.", widths=[7.8, 2.4, 6.4])
+                "x in documents_presented", empty="Geen documenten geregistreerd.", widths=[7.6, 2.9, 6.1])
     d.add_heading("4. Steekproef projectdossiers", level=1)
     _loop_table(d, ["Referentie", "Klant", "Dienst", "Gesubsidieerd", "Status", "Opmerking"],
                 ["{{ s.reference }}", "{{ s.client }}", "{{ s.service }}",
@@ -532,7 +565,7 @@ def _audit_report(title: str, follow_up: bool) -> Document:
                  "{% if s.status == 'finished' %}afgerond{% else %}lopend{% endif %}",
                  "{% if s.remark is defined %}{{ s.remark }}{% endif %}"],
                 "s in sampled_dossiers", empty="Geen projectdossiers in de steekproef.",
-                widths=[3.1, 3.3, 1.6, 2.5, 1.8, 4.3], size=Pt(9))
+                widths=[3.5, 3.0, 1.6, 2.7, 1.8, 4.0], size=Pt(9))
     d.add_heading("5. Vaststellingen per indicator", level=1)
     d.add_paragraph(
         "Elke indicator krijgt twee waarderingen: overeenstemming (O, de beschreven werkwijze) en aantoonbaarheid "
@@ -554,6 +587,7 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     _tag_row(table, "{%tr endfor %}")
     _fix_grid(table, widths)
     d.add_paragraph()
+    _disclosure_section(d)
     d.add_heading("6. Voorgesteld resultaat per vereiste", level=1)
     d.add_paragraph(
         "Voorstel aan de auditcommissie: een vereiste is geslaagd wanneer elke indicator op beide assen T of V "
@@ -563,9 +597,20 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     _loop_table(d, ["Vereiste", "Voorstel", "Toelichting"],
                 ["{{ r.requirement_id }} {{ r.title }}", "{{ r.result_label }}", "{{ r.explanation }}"],
                 "r in requirement_results", widths=[5.0, 2.8, 8.8])
-    d.add_paragraph("{%p if conclusion is defined %}")
     d.add_heading("7. Algemene conclusie", level=1)
-    d.add_paragraph("{{ conclusion }}")
+    conclusion = d.add_paragraph("Voorgesteld eindresultaat: {{ conclusion.outcome_label }}.")
+    conclusion.runs[0].bold = True
+    d.add_paragraph("Volgens de uitkomstregel van de kmop-norm: {{ conclusion.reason }}.")
+    d.add_paragraph("{%p for g in conclusion.groups %}")
+    d.add_paragraph("{{ g.label }}: {{ g.requirements }}.", style="List Bullet")
+    d.add_paragraph("{%p endfor %}")
+    d.add_paragraph("{%p if conclusion.deliberation %}")
+    d.add_paragraph("{{ conclusion.deliberation }}")
+    d.add_paragraph("{%p endif %}")
+    d.add_paragraph("De auditcommissie beslist over het resultaat per vereiste en over het eindresultaat.")
+    d.add_paragraph("{%p if auditor_remark is defined %}")
+    d.add_heading("Opmerking van de auditor", level=2)
+    d.add_paragraph("{{ auditor_remark }}")
     d.add_paragraph("{%p endif %}")
     d.add_heading("Goedkeuring door de dienstverlener", level=1)
     d.add_paragraph(
@@ -575,6 +620,27 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     )
     _signature_space(d, "Handtekening van de auditor ({{ auditors[0].name }})")
     return d
+
+
+def _disclosure_section(d: Document) -> None:
+    """The involvement declared in the sworn statement, with this document's assessment of it
+    (``disclosure`` from templates/enrich.py: only when the dossier has one and the document
+    covers the requirement that assesses it)."""
+    d.add_paragraph("{%p if disclosure %}")
+    d.add_heading("Gemelde betrokkenheid (verklaring op eer)", level=2)
+    d.add_paragraph(
+        "In de verklaring op eer van {{ disclosure.declared_on|dutch_date }} (aanvraag {{ disclosure.application_id }}) "
+        "meldt de dienstverlener een betrokkenheid bij misbruik van de kmo-portefeuille of bij een faillissement: "
+        "“{{ disclosure.text }}”."
+    )
+    d.add_paragraph("{%p if disclosure.assessment %}")
+    d.add_paragraph("Beoordeling door {{ disclosure.by }} (vereiste {{ disclosure.requirement_id }}): "
+                    "{{ disclosure.assessment }}")
+    d.add_paragraph("{%p else %}")
+    d.add_paragraph("De auditcommissie heeft de gemelde betrokkenheid niet beoordeeld; een positieve of "
+                    "voorwaardelijke beslissing is daarom niet mogelijk.")
+    d.add_paragraph("{%p endif %}")
+    d.add_paragraph("{%p endif %}")
 
 
 def audit_report() -> Document:
@@ -598,13 +664,13 @@ def _decision(title: str, follow_up: bool) -> Document:
             ("Soort audit", _AUDIT_KIND_LABELS),
             ("Initieel auditrapport", "{{ initial.report_number }}"),
             ("Initiële beslissing", "{{ initial.decision_number }}"),
-            ("Vereisten in scope", "{{ requirement_ids|join(', ') }}"),
+            ("Te auditen vereisten", "{{ requirement_ids|join(', ') }}"),
         ]
     rows += [
         ("Auditrapport", "{{ audit_report_number }}"),
         ("Datum auditbezoek", "{{ audit_date|dutch_date }}"),
         ("Registratieaanvraag", "{{ application_ids|join(', ') }}"),
-        ("Dienst(en)", "{{ services|join(', ') }}"),
+        ("{% if services|length == 1 %}Dienst{% else %}Diensten{% endif %}", "{{ services|join(', ') }}"),
         ("Kmop-norm", _NORM),
     ] + _firm_rows() + _provider_rows()
     _table(d, rows)
@@ -616,6 +682,7 @@ def _decision(title: str, follow_up: bool) -> Document:
     _loop_table(d, ["Vereiste", "Resultaat", "Motivering"],
                 ["{{ r.requirement_id }} {{ r.title }}", "{{ r.result_label }}", "{{ r.motivation }}"],
                 "r in requirement_decisions", widths=[4.6, 2.8, 9.2])
+    _disclosure_section(d)
     d.add_heading("4. Eindresultaat", level=1)
     failed = "{% for r in norm.failed %}{{ r.id }} {{ r.title }}{% if not loop.last %}, {% endif %}{% endfor %}"
     d.add_paragraph("{%p if outcome == 'positive' %}")

@@ -30,6 +30,16 @@ NOT_PASSED = "niet_geslaagd"
 EXEMPT = "vrijgesteld"
 DELIBERATED = "gedelibereerd"  # only the commission gives this result, never the rule
 
+POSITIVE = "positive"
+CONDITIONAL = "conditional"
+NEGATIVE = "negative"
+
+# What the commission rule asks of a result that departs from, or keeps, the proposal.
+MOTIVATION_OPTIONAL = "optional"
+MOTIVATION_REQUIRED = "required"
+DELIBERABLE_AND_MOTIVATED = "required_and_deliberable"
+_NEEDS = (MOTIVATION_OPTIONAL, MOTIVATION_REQUIRED, DELIBERABLE_AND_MOTIVATED)
+
 
 class NormDataError(KmopError):
     """A norm data file that cannot be used as it is (a configuration error, not a job error)."""
@@ -88,8 +98,91 @@ class RequirementResult:
 
 
 @dataclass(frozen=True)
+class OutcomeRule:
+    """How the per-requirement results give the outcome of an audit (data: ``outcome_rule``)."""
+
+    max_not_passed_for_conditional: int
+    never_conditional: frozenset[str]
+    conditional_in: frozenset[str]  # the audit kinds after which an outcome may be conditional
+    counts_as_passed: frozenset[str]
+    text: str
+    source: str
+
+    def outcome(self, results: Mapping[str, str], audit_kind: str) -> str:
+        """``results`` maps a requirement id to its result (geslaagd, niet_geslaagd, ...)."""
+        not_passed = {r for r, result in results.items() if result not in self.counts_as_passed}
+        if not not_passed:
+            return POSITIVE
+        if (audit_kind in self.conditional_in and len(not_passed) <= self.max_not_passed_for_conditional
+                and not not_passed & self.never_conditional):
+            return CONDITIONAL
+        return NEGATIVE
+
+
+@dataclass(frozen=True)
+class CommissionRule:
+    """Which result the commission may give for each proposed result (data: ``commission_rule``)."""
+
+    allowed: dict[str, dict[str, str]]
+    text: str
+    source: str
+
+    def check(self, proposal: RequirementResult, result: str, motivation: str, field: str) -> None:
+        """Raises ``InvalidJob`` on ``field`` when ``result`` is not allowed for the proposal."""
+        need = self.allowed.get(proposal.result, {}).get(result)
+        if need is None:
+            allowed = ", ".join(self.allowed.get(proposal.result, {})) or "none"
+            raise InvalidJob(f"{field}.result", f"requirement {proposal.requirement_id} is proposed "
+                                                f"{proposal.result} by the audit report; the commission may "
+                                                f"give {allowed}, not {result}")
+        if need == DELIBERABLE_AND_MOTIVATED and not proposal.deliberable:
+            raise InvalidJob(f"{field}.result", f"requirement {proposal.requirement_id} cannot be "
+                                                f"deliberated: {', '.join(proposal.below_passing)} score below "
+                                                "the deliberable scores in the audit report")
+        if need != MOTIVATION_OPTIONAL and not motivation.strip():
+            raise InvalidJob(f"{field}.motivation", f"is required for {result} when the audit report proposes "
+                                                    f"{proposal.result} (requirement {proposal.requirement_id})")
+
+
+@dataclass(frozen=True)
+class DisclosureRule:
+    """What a declared involvement (misuse of the kmo-portefeuille or a bankruptcy) asks of the
+    later documents (data: ``disclosure_rule``)."""
+
+    declaration: str  # the sworn statement's declaration that, when false, is a disclosure
+    text_field: str  # the sworn statement's field that says which involvement
+    requirement_id: str  # the requirement whose audit must assess it
+    evidence: tuple[str, ...]  # what the preparation pack asks for
+    report_field: str
+    decision_field: str
+    decision_needs_assessment_for: frozenset[str]  # outcomes a decision cannot have without it
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ReportAssessment:
+    """An audit report's findings and exemptions, checked against the norm, with the proposed
+    result of every requirement in its scope (norm order)."""
+
+    requirements: tuple[Requirement, ...]
+    findings: dict[str, Mapping[str, Any]]
+    exemptions: dict[str, Mapping[str, Any]]
+    results: tuple[RequirementResult, ...]
+
+    @property
+    def scores(self) -> dict[str, tuple[str, str]]:
+        return {i: (f["conformity"], f["demonstrability"]) for i, f in self.findings.items()}
+
+    @property
+    def bases(self) -> dict[str, str]:
+        return {i: e["basis"] for i, e in self.exemptions.items()}
+
+
+@dataclass(frozen=True)
 class Norm:
     version: str
+    version_label: str  # the version as documents print it (the id may carry an English suffix)
     effective_from: dt.date
     title: str
     status: str
@@ -99,6 +192,9 @@ class Norm:
     passing_scores: frozenset[str]
     deliberable_scores: frozenset[str]
     result_rule: str
+    outcome_rule: OutcomeRule
+    commission_rule: CommissionRule
+    disclosure_rule: DisclosureRule
     requirements: tuple[Requirement, ...]
     exemption_bases: dict[str, ExemptionBasis]
     exemption_note: str
@@ -198,6 +294,44 @@ def proposed_result(
     return RequirementResult(requirement.id, NOT_PASSED, tuple(below), tuple(exempt), deliberable)
 
 
+def assess_report(norm: Norm, data: Mapping[str, Any]) -> ReportAssessment:
+    """Check an audit report's findings and exemptions against the norm and propose a result per
+    requirement in its scope (``requirement_ids``, else all); errors name the data field."""
+    if "requirement_ids" in data:
+        requirements = norm.requirements_in(data["requirement_ids"], "data.requirement_ids")
+    else:
+        requirements = list(norm.requirements)
+    in_scope = {i.id for r in requirements for i in r.indicators}
+    scope_text = ", ".join(r.id for r in requirements)
+    findings: dict[str, Mapping[str, Any]] = {}
+    for index, finding in enumerate(data["findings"]):
+        field = f"data.findings[{index}].indicator_id"
+        indicator = norm.indicator(finding["indicator_id"], field)
+        if indicator.id not in in_scope:
+            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
+        if indicator.id in findings:
+            raise InvalidJob(field, f"indicator {indicator.id} has a finding already")
+        findings[indicator.id] = finding
+    exemptions: dict[str, Mapping[str, Any]] = {}
+    for index, exemption in enumerate(data["exemptions"]):
+        field = f"data.exemptions[{index}].indicator_id"
+        indicator = norm.indicator(exemption["indicator_id"], field)
+        if indicator.id not in in_scope:
+            raise InvalidJob(field, f"indicator {indicator.id} is not in the scope of this audit ({scope_text})")
+        if indicator.id in findings or indicator.id in exemptions:
+            raise InvalidJob(field, f"indicator {indicator.id} has a finding or an exemption already")
+        basis = norm.exemption_basis(exemption["basis"], f"data.exemptions[{index}].basis")
+        if indicator.requirement_id not in basis.requirement_ids:
+            raise InvalidJob(f"data.exemptions[{index}].basis",
+                             f"{basis.label} does not exempt requirement {indicator.requirement_id} in kmop-norm "
+                             f"{norm.version} (it exempts {', '.join(basis.requirement_ids)})")
+        exemptions[indicator.id] = exemption
+    scores = {i: (f["conformity"], f["demonstrability"]) for i, f in findings.items()}
+    bases = {i: e["basis"] for i, e in exemptions.items()}
+    results = tuple(proposed_result(norm, r, scores, bases, "data.findings") for r in requirements)
+    return ReportAssessment(tuple(requirements), findings, exemptions, results)
+
+
 def norm_versions(directory: Path | None = None) -> list[str]:
     return [norm.version for norm in _load_all(directory or NORM_DATA_DIR)]
 
@@ -272,8 +406,29 @@ def _parse(raw: dict[str, Any]) -> Norm:
     if not passing or not passing | deliberable <= set(scores):
         raise ValueError("result_rule names scores that are not in scores")
     checklist = raw["documents_checklist"]
+    outcome = raw["outcome_rule"]
+    outcome_rule = OutcomeRule(
+        int(outcome["max_not_passed_for_conditional"]), frozenset(outcome["never_conditional"]),
+        frozenset(outcome["conditional_in"]), frozenset(outcome["counts_as_passed"]),
+        outcome["text"], outcome.get("source", ""))
+    results = {PASSED, NOT_PASSED, EXEMPT, DELIBERATED}
+    if not outcome_rule.never_conditional <= requirement_ids or not outcome_rule.counts_as_passed <= results:
+        raise ValueError("outcome_rule names unknown requirements or results")
+    commission = raw["commission_rule"]
+    allowed = {proposal: dict(given) for proposal, given in commission["allowed"].items()}
+    for proposal, given in allowed.items():
+        if proposal not in results or not set(given) <= results or not set(given.values()) <= set(_NEEDS):
+            raise ValueError(f"commission_rule.allowed.{proposal} names unknown results or needs")
+    disclosure = raw["disclosure_rule"]
+    if disclosure["requirement_id"] not in requirement_ids:
+        raise ValueError("disclosure_rule names an unknown requirement")
+    disclosure_rule = DisclosureRule(
+        disclosure["declaration"], disclosure["text_field"], disclosure["requirement_id"],
+        tuple(disclosure["evidence"]), disclosure["report_field"], disclosure["decision_field"],
+        frozenset(disclosure["decision_needs_assessment_for"]), disclosure["text"], disclosure.get("source", ""))
     return Norm(
         version=raw["version"],
+        version_label=raw.get("version_label", raw["version"]),
         effective_from=dt.date.fromisoformat(raw["effective_from"]),
         title=raw["title"],
         status=raw["status"],
@@ -283,6 +438,9 @@ def _parse(raw: dict[str, Any]) -> Norm:
         passing_scores=passing,
         deliberable_scores=deliberable,
         result_rule=rule["text"],
+        outcome_rule=outcome_rule,
+        commission_rule=CommissionRule(allowed, commission["text"], commission.get("source", "")),
+        disclosure_rule=disclosure_rule,
         requirements=tuple(requirements),
         exemption_bases=bases,
         exemption_note=raw.get("exemption_note", ""),

@@ -1,13 +1,22 @@
 """What each transition requires of its data and what it changes in the dossier's state.
 
-The rules come from ../shared/domain/NOTES.md (sections A and D):
+The rules come from ../shared/domain/NOTES.md (sections A and D); those the sources leave open
+are data of the kmop-norm version the document names (``workflow/norm_data``), each marked there
+as our assumption:
 - a first-time applicant must have passed the knowledge test before the sworn statement counts;
+  an involvement it declares there (misuse of the kmo-portefeuille or a bankruptcy) is kept in
+  the dossier as a disclosure (``disclosure_rule``): an audit report that covers integrity must
+  assess it, and a decision on integrity cannot be positive or conditional without its own
+  assessment;
 - a follow-up (conditional) or additional (negative) cycle covers exactly the requirements not
   passed before;
-- the decision's outcome follows from the per-requirement results: positive when every
-  requirement is passed, deliberated or exempt; conditional when at most two are not passed and
-  integrity (requirement 5) is not among them; negative otherwise; a decision after a follow-up
-  or additional audit is positive or negative;
+- the audit report's proposed result per requirement follows from its scores (``result_rule``)
+  and is kept in the dossier; the commission's result per requirement must be one the
+  ``commission_rule`` allows for that proposal, motivated where it says so;
+- the decision's outcome follows from the per-requirement results (``outcome_rule``): positive
+  when every requirement is passed, deliberated or exempt; conditional when at most two are not
+  passed and integrity (requirement 5) is not among them; negative otherwise; a decision after
+  a follow-up or additional audit is positive or negative;
 - conditional: the follow-up audit falls between 6 and 12 months after the decision; negative:
   the additional audit at the latest 6 months after the initial audit visit; the agency has 42
   days after a decision to issue the certificate (a timer that flags, never blocks);
@@ -23,11 +32,10 @@ from typing import Any
 from kmop.errors import InvalidJob
 
 from .dates import AGENCY_DECISION_DAYS, add_months, parse_date, registration_end
-from .state import Deadline, DossierState
+from .norm import Norm, RequirementResult, assess_report, load_norm
+from .state import Deadline, Disclosure, DossierState, Proposal
 from .steps import AUDIT_VISIT_HELD, KNOWLEDGE_TEST_PASSED, Cycle, Phase, Transition
 
-INTEGRITY_REQUIREMENT = "V5"
-MAX_FAILED_FOR_CONDITIONAL = 2
 NOT_PASSED = "niet_geslaagd"
 
 FOLLOW_UP_AUDIT = "follow_up_audit"
@@ -63,7 +71,38 @@ def _sworn_statement(state: DossierState, data: dict[str, Any], today: dt.date) 
             "data.application.first_time",
             "a first-time applicant must pass the knowledge test first (record knowledge_test_passed)",
         )
-    return state.with_changes(first_time=first_time)
+    return state.with_changes(first_time=first_time, disclosure=_disclosure(data))
+
+
+def _disclosure(data: dict[str, Any]) -> Disclosure | None:
+    """The involvement the sworn statement declares, by the disclosure rule of the norm in effect
+    on the application date; None when it declares none."""
+    application = _get(data, "application")
+    day = _date(data, "application.date")
+    rule = load_norm(on=day, field="data.application.date").disclosure_rule
+    declarations = _get(data, "declarations")
+    if declarations.get(rule.declaration, True) is not False:
+        return None
+    text = declarations.get(rule.text_field)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidJob(f"data.declarations.{rule.text_field}", "must say which involvement is declared")
+    return Disclosure(text=text, declared_on=day.isoformat(), application_id=str(application.get("id", "")))
+
+
+def _norm(data: dict[str, Any]) -> Norm:
+    return load_norm(_get(data, "norm_version"), field="data.norm_version")
+
+
+def _assessment_field(state: DossierState, data: dict[str, Any], field: str, needed: bool, what: str) -> None:
+    """A disclosure's assessment: required where ``needed``, refused where the dossier has none."""
+    given = data.get(field)
+    if state.disclosure is None:
+        if given is not None:
+            raise InvalidJob(f"data.{field}", "the sworn statement of this dossier declares no involvement to assess")
+        return
+    if needed and not (isinstance(given, str) and given.strip()):
+        raise InvalidJob(f"data.{field}", f"is required: the sworn statement of {state.disclosure.declared_on} "
+                                          f"declares an involvement ({state.disclosure.text}) that {what}")
 
 
 def _quote(state: DossierState, data: dict[str, Any], today: dt.date, cycle: Cycle) -> DossierState:
@@ -78,7 +117,7 @@ def _quote(state: DossierState, data: dict[str, Any], today: dt.date, cycle: Cyc
                 "data.scope.requirement_ids",
                 f"must be exactly the requirements not passed before: {', '.join(state.failed_requirements)}",
             )
-    return state.with_changes(cycle=cycle, in_scope=in_scope, visit_date=None)
+    return state.with_changes(cycle=cycle, in_scope=in_scope, visit_date=None, proposals={})
 
 
 def _visit(state: DossierState, data: dict[str, Any], today: dt.date) -> DossierState:
@@ -103,26 +142,51 @@ def _report(state: DossierState, data: dict[str, Any], today: dt.date) -> Dossie
                 "data.requirement_ids",
                 f"a follow-up report covers only the requirements in scope: {', '.join(state.in_scope)}",
             )
-    return state
+    norm = _norm(data)
+    assessment = assess_report(norm, data)
+    rule = norm.disclosure_rule
+    covers = any(r.id == rule.requirement_id for r in assessment.requirements)
+    _assessment_field(state, data, rule.report_field, covers,
+                      f"the audit of requirement {rule.requirement_id} must assess")
+    return state.with_changes(proposals={
+        r.requirement_id: Proposal(r.result, r.deliberable, r.below_passing) for r in assessment.results})
 
 
-def decide_outcome(results: dict[str, str], cycle: Cycle) -> str:
-    failed = sorted(r for r, result in results.items() if result == NOT_PASSED)
-    if not failed:
-        return "positive"
-    if cycle is Cycle.INITIAL and len(failed) <= MAX_FAILED_FOR_CONDITIONAL and INTEGRITY_REQUIREMENT not in failed:
-        return "conditional"
-    return "negative"
+def decide_outcome(results: dict[str, str], cycle: Cycle, norm: Norm | None = None) -> str:
+    """The outcome the results give by the norm's outcome rule (by default the norm in effect today)."""
+    return (norm or load_norm()).outcome_rule.outcome(results, cycle.value)
+
+
+def _check_against_proposals(state: DossierState, norm: Norm, entries: list[dict[str, Any]]) -> None:
+    if not state.proposals:
+        raise InvalidJob("data.requirements", "the dossier holds no proposals of an audit report to decide on")
+    for index, entry in enumerate(entries):
+        requirement_id = entry["requirement_id"]
+        proposal = state.proposals.get(requirement_id)
+        if proposal is None:
+            raise InvalidJob(f"data.requirements[{index}].requirement_id",
+                             f"the audit report proposes no result for {requirement_id} "
+                             f"(it covers {', '.join(state.proposals)})")
+        norm.commission_rule.check(
+            RequirementResult(requirement_id, proposal.result, proposal.below_passing, (), proposal.deliberable),
+            entry["result"], entry.get("motivation", ""), f"data.requirements[{index}]")
 
 
 def _decision(state: DossierState, data: dict[str, Any], today: dt.date) -> DossierState:
-    results = {entry["requirement_id"]: entry["result"] for entry in _get(data, "requirements")}
+    entries = _get(data, "requirements")
+    results = {entry["requirement_id"]: entry["result"] for entry in entries}
     if state.cycle is not Cycle.INITIAL and tuple(sorted(results)) != tuple(sorted(state.in_scope)):
         raise InvalidJob("data.requirements", f"must judge exactly the requirements in scope: {', '.join(state.in_scope)}")
+    norm = _norm(data)
+    _check_against_proposals(state, norm, entries)
     outcome = _get(data, "outcome")
-    expected = decide_outcome(results, state.cycle)
+    expected = decide_outcome(results, state.cycle, norm)
     if outcome != expected:
         raise InvalidJob("data.outcome", f"the requirement results give {expected!r}, not {outcome!r}")
+    rule = norm.disclosure_rule
+    _assessment_field(state, data, rule.decision_field,
+                      rule.requirement_id in results and outcome in rule.decision_needs_assessment_for,
+                      f"the commission must assess before a {outcome} decision")
     failed = tuple(sorted(r for r, result in results.items() if result == NOT_PASSED))
     if tuple(sorted(_get(data, "failed_requirements"))) != failed:
         raise InvalidJob("data.failed_requirements", f"must list the requirements not passed: {list(failed)}")

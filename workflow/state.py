@@ -22,6 +22,25 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class Disclosure:
+    """An involvement the applicant declared in its sworn statement (misuse of the
+    kmo-portefeuille or a bankruptcy): a disclosure the audit and the commission must address."""
+
+    text: str
+    declared_on: str  # ISO date of the sworn statement
+    application_id: str
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The result an audit report proposes for one requirement (``workflow.norm.proposed_result``)."""
+
+    result: str
+    deliberable: bool = False
+    below_passing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DossierState:
     phase: Phase = Phase.AWAITING_APPLICATION
     cycle: Cycle = Cycle.INITIAL
@@ -38,6 +57,15 @@ class DossierState:
     valid_until: str | None = None
     deadlines: tuple[Deadline, ...] = ()
     documents: dict[str, str] = field(default_factory=dict)  # kind -> key of its latest recorded document
+    disclosure: Disclosure | None = None
+    proposals: dict[str, Proposal] = field(default_factory=dict)  # of the current cycle's audit report
+
+    def document_facts(self) -> dict[str, Any]:
+        """What the dossier tells the documents made after the sworn statement (their render
+        context's ``dossier``); empty when there is nothing to tell."""
+        if self.disclosure is None:
+            return {}
+        return {"disclosure": asdict(self.disclosure)}
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -46,6 +74,8 @@ class DossierState:
         result["failed_requirements"] = list(self.failed_requirements)
         result["in_scope"] = list(self.in_scope)
         result["deadlines"] = [asdict(d) for d in self.deadlines]
+        result["proposals"] = {r: {**asdict(p), "below_passing": list(p.below_passing)}
+                               for r, p in self.proposals.items()}
         return result
 
     @classmethod
@@ -59,6 +89,9 @@ class DossierState:
                 "in_scope": tuple(raw["in_scope"]),
                 "deadlines": tuple(Deadline(**d) for d in raw["deadlines"]),
                 "documents": dict(raw["documents"]),
+                "disclosure": None if raw.get("disclosure") is None else Disclosure(**raw["disclosure"]),
+                "proposals": {r: Proposal(p["result"], p["deliberable"], tuple(p["below_passing"]))
+                              for r, p in raw.get("proposals", {}).items()},
             }
         )
 

@@ -113,7 +113,11 @@ class Tariff:
 
 @dataclass(frozen=True)
 class QuoteLine:
-    """One line of the computation: ``quantity`` units of ``unit_hours`` from one table row."""
+    """One line of the computation: ``quantity`` units of ``unit_hours`` from one table row.
+
+    ``source`` names the row of the data file (for people who maintain it); ``component_label``
+    and ``basis`` say the same in the quote's words (Dutch, for the client).
+    """
 
     component: str
     label: str
@@ -123,6 +127,8 @@ class QuoteLine:
     rate: Decimal
     amount: Decimal
     source: str
+    component_label: str = ""
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -291,7 +297,7 @@ def _compute(
         if hours:
             lines.append(QuoteLine(component, f"{tariff.component_label(component)}: {label}",
                                    Decimal(quantity), unit_hours, hours, rate, _money(hours * rate),
-                                   f"{source}: {row}"))
+                                   f"{source}: {row}", tariff.component_label(component), label))
 
     row = tariff.structure_class(people, belgian_sites)
     for component, _ in tariff.components:
@@ -301,7 +307,7 @@ def _compute(
                         (tariff.per_extra_belgian_site, max(0, belgian_sites - row.included_belgian_sites))):
         if count > 0:
             for component, _ in tariff.components:
-                add(component, f"{count} x {rule.label}", count, rule.hours.get(component, Decimal(0)),
+                add(component, f"{count} × {rule.label}", count, rule.hours.get(component, Decimal(0)),
                     f"{rule.key}.hours.{component}")
 
     share = sum((tariff.requirement_share[r] for r in in_scope), Decimal(0))
@@ -311,12 +317,13 @@ def _compute(
             minimum = tariff.minimum_hours.get(component, Decimal(0))
             scaled = min(base, max(minimum, _round_up(base * share, tariff.hours_step)))
             if scaled != base:
-                label = (f"beperking tot de vereisten in scope ({', '.join(in_scope)}: aandeel "
-                         f"{_plain(share * 100)} %, minimum {_plain(minimum)} u)")
+                label = (f"beperking tot de te auditen vereisten ({', '.join(in_scope)}: aandeel "
+                         f"{_plain(share * 100).replace('.', ',')} %, minimum {_plain(minimum).replace('.', ',')} uur)")
                 lines.append(QuoteLine(
                     component, f"{tariff.component_label(component)}: {label}", Decimal(1),
                     scaled - base, scaled - base, rate, _money((scaled - base) * rate),
-                    f"{source}: scope_rule (requirement_share, minimum_hours.{component})"))
+                    f"{source}: scope_rule (requirement_share, minimum_hours.{component})",
+                    tariff.component_label(component), label))
 
     by_component = {c: sum((l.hours for l in lines if l.component == c), Decimal(0)) for c, _ in tariff.components}
     total_hours = sum(by_component.values(), Decimal(0))
