@@ -134,9 +134,29 @@ def _require(applicant: Any) -> dict[str, Any]:
 # --- the timeline -----------------------------------------------------------------------------
 
 
+def _easter(year: int) -> dt.date:
+    """Easter Sunday (the anonymous Gregorian computus)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    m = (32 + 2 * e + 2 * i - h - k) % 7
+    n = (a + 11 * h + 22 * m) // 451
+    month, day = divmod(h + m - 7 * n + 114, 31)
+    return dt.date(year, month, day + 1)
+
+
+def _holidays(year: int) -> set[dt.date]:
+    """Belgium's public holidays."""
+    easter = _easter(year)
+    fixed = {(1, 1), (5, 1), (7, 21), (8, 15), (11, 1), (11, 11), (12, 25)}
+    return {dt.date(year, m, d) for m, d in fixed} | {easter + dt.timedelta(days=n) for n in (1, 39, 50)}
+
+
 def _weekday(day: dt.date) -> dt.date:
-    """Visits and commission meetings fall on working days."""
-    while day.weekday() >= 5:
+    """The audit firm's documents, visits and commission meetings fall on working days."""
+    while day.weekday() >= 5 or day in _holidays(day.year):
         day += dt.timedelta(days=1)
     return day
 
@@ -152,8 +172,8 @@ class CycleDates:
 
     @classmethod
     def starting(cls, quoted: dt.date, visit: dt.date) -> CycleDates:
-        visit = _weekday(visit)
-        return cls(quoted=quoted, accepted=quoted + dt.timedelta(days=3), packed=quoted + dt.timedelta(days=10),
+        quoted, visit = _weekday(quoted), _weekday(visit)
+        return cls(quoted=quoted, accepted=quoted + dt.timedelta(days=3), packed=_weekday(quoted + dt.timedelta(days=10)),
                    return_by=visit - dt.timedelta(days=7), visit=visit,
                    meeting=_weekday(visit + dt.timedelta(days=14)))
 
