@@ -60,7 +60,7 @@ from .callbacks import DELIVER, DELIVERIES_PREFIX, JOB_FAILED, JOB_SUCCEEDED, WE
 from .dossiers import recorded_document
 from .settings import int_setting
 from .webhook_signature import signature_headers
-from .webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved, targets_from_env
+from .webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved, allowed_networks
 
 install_broker()
 
@@ -146,9 +146,11 @@ def deliver_webhook(url: str, event: dict[str, Any]) -> None:
     deliver(url, event, store=_store(), secret=os.environ.get(SECRET_ENV), targets=_targets(), attempt=attempt)
 
 
-@cache
+ALLOWED_NETWORKS = allowed_networks(os.environ)  # a malformed list stops the worker at start-up
+
+
 def _targets() -> WebhookTargets:
-    return targets_from_env()
+    return WebhookTargets(ALLOWED_NETWORKS)
 
 
 def deliver(url: str, event: dict[str, Any], *, store: DocumentStore, secret: str | None, targets: WebhookTargets,

@@ -33,8 +33,14 @@ import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.generation.drivers import CoverageGenerator
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.generation.overrides import Override
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -672,13 +678,27 @@ def test_openapi_declares_every_refusal_with_the_error_body(anonymous: httpx.Cli
 # --- property-based: schemathesis over the OpenAPI description -----------------------------------
 
 EXAMPLES_PER_OPERATION_AND_MODE = 15
+COVERAGE_CASES_PER_OPERATION = 200
+# Operations that may refuse data their description allows, for what a schema cannot say: a
+# job's tariff, indicators and idempotency; a fact's calendar date and idempotency; an upload
+# that is not a PDF or not signed. The others must accept whatever fits their description.
+REFUSE_VALID_DATA_FOR_REASONS_BEYOND_THE_SCHEMA = {
+    ("POST", "/jobs"), ("POST", "/dossiers/{dossier_id}/facts"), ("POST", "/verifications"),
+    ("POST", "/dossiers/{dossier_id}/signing-requests/{request_id}/signed")}
 
 
 def test_generated_requests_get_no_500_and_no_answer_the_description_does_not_allow(stack: Stack) -> None:
     """Every operation, with data that fits its description and data that does not (schemathesis'
-    positive and negative modes), under the right role's token; schemathesis' pytest plugin is not
-    used (its lazy loader relies on pytest internals that pytest 9 no longer has)."""
-    schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
+    positive and negative modes), under the right role's token: no 5xx, answers as described,
+    data that does not fit is refused (negative_data_rejection) and, where the description is
+    the whole rule, data that fits is accepted (positive_data_acceptance: 2xx, 404 or 409);
+    schemathesis' pytest plugin is not used (its lazy loader relies on pytest internals that
+    pytest 9 no longer has)."""
+    config = SchemathesisConfig.from_dict({"checks": {
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "409"]},
+        "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "409", "413", "415",
+                                                          "422"]}}})
+    schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json", config=config)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 15
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -686,11 +706,25 @@ def test_generated_requests_get_no_500_and_no_answer_the_description_does_not_al
     for operation in operations:
         token = AGENCY_TOKEN if operation.path == "/verifications" else SERVICE_TOKEN
         negatable = any((operation.path_parameters, operation.query, operation.headers, operation.body))
+        exact = (operation.method.upper(), operation.path) not in REFUSE_VALID_DATA_FOR_REASONS_BEYOND_THE_SCHEMA
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if negatable else (GenerationMode.POSITIVE,):
+            extra = [negative_data_rejection] if mode is GenerationMode.NEGATIVE else \
+                [positive_data_acceptance] if exact else []
+
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(max_examples=EXAMPLES_PER_OPERATION_AND_MODE, deadline=None, database=None,
                       derandomize=True, suppress_health_check=list(HealthCheck))
             def call(case) -> None:  # type: ignore[no-untyped-def]
-                case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=checks)
+                case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=checks + extra)
 
             call()
+        # schemathesis' coverage phase: each bound of the description and one step past it
+        # (ttl_seconds at its maximum and one above), evenly sampled where there are many.
+        cases = list(CoverageGenerator(
+            operation=operation, generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+            generation_config=schema.config.generation_for(operation=operation, phase="coverage"),
+            auth_storage=None, override=Override(), feedback=FeedbackSources()))
+        for case in cases[::max(1, len(cases) // COVERAGE_CASES_PER_OPERATION)]:
+            positive = case.meta.generation.mode is GenerationMode.POSITIVE
+            extra = [positive_data_acceptance] if positive and exact else [] if positive else [negative_data_rejection]
+            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=checks + extra)

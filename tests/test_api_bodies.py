@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 
 from api.app import Services, create_app
@@ -205,3 +205,39 @@ def test_docs_load_swagger_ui_from_this_server_not_a_cdn(app: FastAPI) -> None:
     for source in sources:
         assert call(app, "GET", source).status_code == 200, source
     assert "SwaggerUIBundle" in call(app, "GET", "/docs/assets/swagger-ui-bundle.js").text
+
+
+# --- every route: the token first ------------------------------------------------------------------
+
+PUBLIC = {("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")}
+
+
+def test_every_route_but_the_public_ones_wants_a_token_before_it_looks_at_the_body(app: FastAPI) -> None:
+    routes = [r for r in every_route(app.router.routes) if isinstance(r, APIRoute)]
+    assert len(routes) >= 16
+    for route in routes:
+        for method in route.methods - {"HEAD"}:
+            if (method, route.path_format) in PUBLIC:
+                assert call(app, method, route.path_format).status_code == 200
+                continue
+            assert role_checks(route), f"{method} {route.path_format} names no role (require(...))"
+            answer = call(app, method, concrete_path(route), content=b'{"not json',
+                          headers={"Content-Type": "application/json"})
+            assert answer.status_code == 401, (method, route.path_format, answer.text)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_route_added_later_is_guarded_too(app: FastAPI) -> None:
+    seen: list[bytes] = []
+
+    @app.post("/added-later")
+    async def added(request: Request) -> dict[str, int]:
+        seen.append(await request.body())
+        return {"size": len(seen[-1])}
+
+    assert call(app, "POST", "/added-later", content=b"x" * 10).status_code == 401
+    service = {"Authorization": f"Bearer {SERVICE}"}
+    too_large = call(app, "POST", "/added-later", content=b"x" * (1024 * 1024 + 1), headers=service)
+    assert too_large.status_code == 413 and "1048576 bytes" in too_large.json()["message"]
+    assert seen == []
+    assert call(app, "POST", "/added-later", content=b"x" * 10, headers=service).json() == {"size": 10}
