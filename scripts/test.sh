@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs the test suite against real parts: Redis (started on 127.0.0.1:6379 if not running),
-# LibreOffice, poppler's pdfsig, and moto's S3 server (started by the tests as a separate process).
+# Runs the test suite against real parts. The tests start what they need on free loopback ports:
+# a Redis server (KMOP_TEST_REDIS_URL names a running one instead), moto's S3 server
+# (KMOP_TEST_S3_ENDPOINT), the test PKI's services; LibreOffice, poppler's pdfsig and SoftHSM2
+# come from the system (scripts/setup.sh).
+#
+# The order is random (pytest-randomly); the seed is printed at the end of the run. Replay an
+# order with `-p randomly --randomly-seed=N`; `-p no:randomly` runs the files in order.
+#   scripts/test.sh -m "not slow"     the quick run before a commit (a few minutes)
+#   scripts/test.sh                   everything, as CI runs it (about 15 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir "${TMPDIR:-/tmp}" --logfile "${TMPDIR:-/tmp}/kmop-test-redis.log"
-  for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
-fi
-
 exec .venv/bin/python -m pytest "$@"

@@ -10,7 +10,8 @@
 - A development PKI, an NSS trust store and a warm LibreOffice pool.
 
 ``--no-skips`` (CI runs with it) turns every skipped test into a failure: a part the tests
-need and cannot find is an error there, not a quiet green run.
+need and cannot find is an error there, not a quiet green run. The tests run in random order
+(pytest-randomly); the seed is printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from testing.processes import RedisServer
 from testing.s3server import MotoServer
 from tests.support.s3 import remove_bucket
 
-pytest_plugins = ["tests.pki_fixtures", "tests.support.softhsm"]
+pytest_plugins = ["tests.pki_fixtures", "tests.support.softhsm", "tests.support.pipeline"]
 
 REDIS_URL_ENV = "KMOP_TEST_REDIS_URL"
 
@@ -46,6 +47,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, and --no-skips makes a skip a failure: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The order's seed (pytest-randomly), also under -q: a failure that depends on the order is
+    replayed with ``-p randomly --randomly-seed=N``."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"tests ran in random order: --randomly-seed={seed}")
 
 
 # --- Redis ----------------------------------------------------------------------------------------

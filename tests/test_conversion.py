@@ -28,6 +28,8 @@ from conversion import ConverterPool, PoolStats, convert_cold
 from conversion.indexes import needs_index_update
 from kmop.errors import ConversionError, ConversionTimeout
 from tests.pdftools import pdftotext
+from tests.support.documents import make_docx, saved
+from tests.support.sockets import listening_ports, request_waiting
 
 MIXED_TEXT = 'Zoë Ünal – Łódź – 東京 <b>&amp; "quoted" & \'single\' </b>'
 PDFA_ID_NS = "http://www.aiim.org/pdfa/ns/id/"
@@ -250,6 +252,8 @@ def test_killed_instances_are_replaced_before_the_next_conversion(pool: Converte
 def test_conversion_survives_its_instance_dying_while_it_waits(pool: ConverterPool) -> None:
     # Freeze every instance so the conversion is stuck on one of them, then kill them all.
     groups = pool.process_group_ids()
+    ports = listening_ports(groups)
+    assert ports, "the instances listen on no TCP port"
     before = pool.stats()
     for group in groups:
         os.killpg(group, signal.SIGSTOP)
@@ -263,7 +267,10 @@ def test_conversion_survives_its_instance_dying_while_it_waits(pool: ConverterPo
 
     converting = threading.Thread(target=convert)
     converting.start()
-    time.sleep(0.5)  # let the request reach the frozen server; if not, the pool sees a dead one
+    deadline = time.monotonic() + 60  # the request reached a frozen server and waits there unread
+    while not request_waiting(ports):
+        assert converting.is_alive() and time.monotonic() < deadline, f"no request reached the frozen server: {outcome}"
+        time.sleep(0.02)
     for group in groups:
         os.killpg(group, signal.SIGKILL)
     converting.join(120)
@@ -363,19 +370,6 @@ def test_close_stops_every_process_and_removes_the_profiles() -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def make_docx(*paragraphs: str) -> bytes:
-    document = docx.Document()
-    for paragraph in paragraphs:
-        document.add_paragraph(paragraph)
-    return saved(document)
-
-
-def saved(document: Any) -> bytes:
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
 
 
 def append_field(paragraph: Any, instruction: str, result: str) -> None:

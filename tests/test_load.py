@@ -10,14 +10,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.load import run_load
 
 JOBS = int(os.environ.get("KMOP_LOAD_JOBS", "1000"))
 FLAT = 0.25  # worker RSS may not grow more than this between the 2nd and the last quarter
 
 
-def test_thousand_jobs_done_exactly_once_with_flat_worker_memory(s3_endpoint: str, tmp_path: Path) -> None:
-    report = run_load(JOBS, processes=2, s3_endpoint=s3_endpoint, work_dir=tmp_path, threads=2)  # as `kmop worker`
+pytestmark = [pytest.mark.slow, pytest.mark.load]
+
+
+def test_thousand_jobs_done_exactly_once_with_flat_worker_memory(s3_endpoint: str, redis_url: str,
+                                                                 tmp_path: Path) -> None:
+    report = run_load(JOBS, processes=2, s3_endpoint=s3_endpoint, redis_url=redis_url, work_dir=tmp_path,
+                      threads=2)  # as `kmop worker`
     print("\n" + report.text())
     assert report.missing == 0
     assert report.duplicates == 0

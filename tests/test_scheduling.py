@@ -16,7 +16,7 @@ from conversion import ConverterPool
 from conversion.memory import process_tree
 from conversion.scheduling import normal_policy
 from testing.processes import Worker, worker_env
-from tests.test_conversion import make_docx
+from tests.support.documents import make_docx
 
 
 def _policies(pid: int) -> set[int]:

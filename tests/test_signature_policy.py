@@ -16,7 +16,7 @@ from kmop.settings import SettingsError, load_settings
 from signing import policy
 from signing.policy import POLICY_ENV, PadesLevel, policy_for
 from signing.verify import verify_pdf
-from tests.test_pipeline import _job, converter, pipeline  # noqa: F401 - fixtures
+from tests.support.pipeline import sworn_job as _job
 
 
 def _default() -> dict[str, Any]:
@@ -50,7 +50,7 @@ def test_the_default_policy_signs_the_certificate_and_decisions_for_the_long_ter
 
 
 def test_a_deployment_policy_decides_the_level_the_pipeline_signs_at(
-    policy_env, pipeline: Pipeline, identities, s3_store  # noqa: F811 - fixtures
+    policy_env, pipeline: Pipeline, identities, s3_store
 ) -> None:
     content = _default()
     content["kinds"]["sworn_statement"]["level"] = "B-LTA"

@@ -37,7 +37,7 @@ from workers.outbox import record_job
 from workflow.tracker import Tracker
 from tests.pdftools import pdftotext
 from tests.signing_request_fixtures import eid_sign, external_job, external_job_message, with_page_text_added
-from tests.test_pipeline import CountingConverter
+from tests.support.pipeline import CountingConverter
 
 DOSSIER = "EXT-2026-0001"
 
@@ -47,11 +47,6 @@ def tracker(s3_store) -> Tracker:
     tracker = Tracker(Ledger(s3_store))
     tracker.record_fact(DOSSIER, KNOWLEDGE_TEST_PASSED, Role.APPLICANT, {"passed_on": "2026-10-28"}, "knowledge-test")
     return tracker
-
-
-@pytest.fixture
-def converter(converter_pool) -> CountingConverter:
-    return CountingConverter(converter_pool)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Consumers woken by enqueues and finished jobs, on the real Redis (127.0.0.1:6379).
+"""Consumers woken by enqueues and finished jobs, on a real Redis (the tests', ``redis_url``).
 
 The workers here poll only once a minute, so a job done within the test's wait was picked up
 by a wake-up, not by the poll. dramatiq's worker threads wait on their work queue for the same
@@ -19,7 +19,6 @@ from dramatiq.brokers.redis import RedisBroker
 
 from workers.wakeup import WakingRedisBroker
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 A_MINUTE_MS = 60_000
 WAIT_S = 20
 
@@ -42,8 +41,21 @@ class Done:
 
 
 @pytest.fixture
-def broker(namespace: str) -> Iterator[WakingRedisBroker]:
-    broker = WakingRedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])
+def broker(redis_url: str, namespace: str) -> Iterator[WakingRedisBroker]:
+    """The broker under test; its connections carry the namespace as their client name, so a test
+    can find them (and only them) in Redis' client list."""
+    client = redis.Redis.from_url(redis_url, client_name=namespace)
+    broker = WakingRedisBroker(client=client, namespace=namespace, middleware=[])
+    yield broker
+    broker.close()
+    client.close()
+
+
+@pytest.fixture
+def silent(redis_url: str, namespace: str) -> Iterator[RedisBroker]:
+    """A producer that announces nothing (dramatiq's own Redis broker)."""
+    broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+    broker.declare_queue("work")
     yield broker
     broker.close()
 
@@ -87,9 +99,8 @@ def test_an_enqueue_wakes_an_idle_worker_at_once(broker: WakingRedisBroker, done
         stop(worker)
 
 
-def test_a_finished_job_wakes_its_consumer_for_the_next(namespace: str, broker: WakingRedisBroker, done: Done) -> None:
-    silent = RedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])  # announces nothing
-    silent.declare_queue("work")
+def test_a_finished_job_wakes_its_consumer_for_the_next(broker: WakingRedisBroker, silent: RedisBroker,
+                                                        done: Done) -> None:
     for _ in range(4):
         enqueue(silent)
     worker = start_worker(broker)  # one thread, one message in hand at a time
@@ -99,15 +110,12 @@ def test_a_finished_job_wakes_its_consumer_for_the_next(namespace: str, broker: 
         assert done.wait_for(4)
     finally:
         stop(worker)
-        silent.close()
 
 
 def test_a_producer_that_does_not_announce_is_found_by_the_poll(
-    namespace: str, broker: WakingRedisBroker, done: Done
+    broker: WakingRedisBroker, silent: RedisBroker, done: Done
 ) -> None:
     worker = start_worker(broker, poll_ms=100)
-    silent = RedisBroker(url=REDIS_URL, namespace=namespace, middleware=[])
-    silent.declare_queue("work")
     try:
         enqueue(broker)
         assert done.wait_for(1)
@@ -115,17 +123,18 @@ def test_a_producer_that_does_not_announce_is_found_by_the_poll(
         assert done.wait_for(2)
     finally:
         stop(worker)
-        silent.close()
 
 
-def test_wakeups_survive_the_listener_losing_its_connection(broker: WakingRedisBroker, done: Done) -> None:
+def test_wakeups_survive_the_listener_losing_its_connection(broker: WakingRedisBroker, done: Done,
+                                                            redis_client: redis.Redis, namespace: str) -> None:
     worker = start_worker(broker)
     try:
         enqueue(broker)
         assert done.wait_for(1)
-        admin = redis.Redis.from_url(REDIS_URL)
-        assert admin.client_kill_filter(_type="pubsub", skipme=True) >= 1
-        admin.close()
+        # only the listener's own subscription: other clients of this Redis are not the test's
+        listeners = [c for c in redis_client.client_list(_type="pubsub") if c["name"] == namespace]
+        assert len(listeners) == 1, listeners
+        assert redis_client.client_kill_filter(_id=listeners[0]["id"]) == 1
         enqueue(broker)  # likely announced while nobody listens: the resubscription wakes them
         assert done.wait_for(2)
         enqueue(broker)
@@ -135,12 +144,11 @@ def test_wakeups_survive_the_listener_losing_its_connection(broker: WakingRedisB
         stop(worker)
 
 
-def test_a_failed_announcement_does_not_fail_the_enqueue(namespace: str, broker: WakingRedisBroker) -> None:
+def test_a_failed_announcement_does_not_fail_the_enqueue(namespace: str, broker: WakingRedisBroker,
+                                                         redis_client: redis.Redis) -> None:
     broker.wakeups.channel = None  # type: ignore[assignment]  # PUBLISH with no channel: Redis refuses
     enqueue(broker)
-    client = redis.Redis.from_url(REDIS_URL)
-    assert client.llen(f"{namespace}:work") == 1
-    client.close()
+    assert redis_client.llen(f"{namespace}:work") == 1
 
 
 def test_an_enqueue_wakes_only_the_consumers_of_its_queue(broker: WakingRedisBroker) -> None:

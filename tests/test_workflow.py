@@ -29,10 +29,16 @@ def tracker(tmp_path: Path) -> Tracker:
 
 
 def _apply(tracker: Tracker, step: Step) -> None:
+    """As a worker does: a document's step is checked before the document is made, then recorded."""
+    if isinstance(step, DocumentJob):
+        tracker.check(step.dossier_id, step.kind, step.role, step.data)
+    _record(tracker, step)
+
+
+def _record(tracker: Tracker, step: Step) -> None:
     if isinstance(step, Fact):
         tracker.record_fact(step.dossier_id, step.name, step.role, step.data, step.idempotency_key)
     else:
-        tracker.check(step.dossier_id, step.kind, step.role, step.data)
         tracker.record_document(step.dossier_id, step.kind, step.role, step.data, step.idempotency_key,
                                 {"kind": step.kind, "step": step.document_kind.step,
                                  "key": f"dossiers/{step.dossier_id}/documents/{step.kind}/{step.idempotency_key}.pdf",
@@ -96,9 +102,16 @@ def test_negative_branch_with_additional_audit(tracker: Tracker) -> None:
 
 
 def _refused(tracker: Tracker, step: Step, error: type[Exception], match: str) -> None:
+    """Refused by ``check`` and, on its own, by ``record_*`` (which a worker calls on a history
+    that may have moved since its check), and the dossier's history unchanged. The record is
+    tried under a key of its own: under a recorded step's key it is that step's redelivery."""
     before = tracker.history(DOSSIER)
+    if isinstance(step, DocumentJob):
+        with pytest.raises(error, match=match):
+            tracker.check(step.dossier_id, step.kind, step.role, step.data)
+        step = DocumentJob(step.dossier_id, step.kind, step.data, f"{step.idempotency_key}:another", step.role)
     with pytest.raises(error, match=match):
-        _apply(tracker, step)
+        _record(tracker, step)
     assert tracker.history(DOSSIER) == before
 
 
@@ -143,10 +156,8 @@ def test_wrong_party_is_refused(tracker: Tracker) -> None:
     steps = dossier_steps(example_applicant(), "positive")
     _run(tracker, steps[:2])
     quote = _step(steps, "quote")
-    before = tracker.history(DOSSIER)
-    with pytest.raises(StepOutOfOrder, match="made by audit_firm, not by applicant"):
-        tracker.check(DOSSIER, "quote", Role.APPLICANT, quote.data)
-    assert tracker.history(DOSSIER) == before
+    by_applicant = DocumentJob(quote.dossier_id, quote.kind, quote.data, quote.idempotency_key, Role.APPLICANT)
+    _refused(tracker, by_applicant, StepOutOfOrder, "made by audit_firm, not by applicant")
 
 
 def _mutated(step: DocumentJob, mutate) -> DocumentJob:
