@@ -389,6 +389,10 @@ class _Builder:
             "provider_approval": {"name": self.signatory["name"], "role": self.signatory["capacity"],
                                   "date": dates.visit.isoformat()},
         }
+        rule = norm.disclosure_rule
+        if self.declares_involvement(rule.declaration) and rule.requirement_id in judged:
+            report[rule.report_field] = self.findings["disclosure_assessment"]["report"][
+                "fail" if rule.requirement_id in failed else "pass"]
         if initial:
             report["requirement_ids"] = list(in_scope)
             report["initial"] = {"report_number": initial["report_number"],
@@ -409,6 +413,9 @@ class _Builder:
             decision.update(audit_kind=audit_kind, requirement_ids=list(in_scope),
                             initial={"report_number": initial["report_number"],
                                      "decision_number": initial["decision_number"]})
+        if self.declares_involvement(rule.declaration) and rule.requirement_id in judged \
+                and outcome in rule.decision_needs_assessment_for:
+            decision[rule.decision_field] = self.findings["disclosure_assessment"]["decision"]
         if outcome == "conditional":
             decision["follow_up_from"] = add_months(dates.meeting, 6).isoformat()
             decision["follow_up_until"] = add_months(dates.meeting, 12).isoformat()
@@ -420,6 +427,11 @@ class _Builder:
                                                                if k in ("follow_up_from", "follow_up_until")}}
 
     # -- the audit's contents ------------------------------------------------------------------
+
+    def declares_involvement(self, declaration: str) -> bool:
+        """The sworn statement declares an involvement in misuse or a bankruptcy: the reports and
+        decisions that cover its requirement assess it (the norm's disclosure rule)."""
+        return (self.applicant.get("declarations") or _DECLARATIONS).get(declaration) is False
 
     def scored_findings(self, norm: Any, judged: list[str], failed: tuple[str, ...]) -> list[dict[str, Any]]:
         words = self.words()
