@@ -55,7 +55,6 @@ from signing.devpki import PASSPHRASE_ENV
 from storage.s3 import S3Store
 
 REPO = Path(__file__).resolve().parent.parent
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVICE_TOKEN = "service-" + "s" * 40
 AGENCY_TOKEN = "agency-" + "a" * 40
 APPLICANT_KEY = "applicant-key-" + "k" * 40
@@ -105,14 +104,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(s3_endpoint: str, pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(s3_endpoint: str, redis_url: str, pki_dir: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     namespace = f"kmop-api-test-{uuid.uuid4().hex[:8]}"
     store = S3Store.from_settings(endpoint_url=s3_endpoint, bucket=f"kmop-api-{uuid.uuid4().hex}",
                                   region="us-east-1", access_key="testing", secret_key="testing")
     store.ensure_bucket()
     env = {key: value for key, value in os.environ.items() if not key.startswith("KMOP_")}
     env.update({
-        "KMOP_BROKER": "redis", "KMOP_REDIS_URL": REDIS_URL, "KMOP_REDIS_NAMESPACE": namespace,
+        "KMOP_BROKER": "redis", "KMOP_REDIS_URL": redis_url, "KMOP_REDIS_NAMESPACE": namespace,
         "KMOP_STORAGE": "s3", "KMOP_S3_ENDPOINT": s3_endpoint, "KMOP_S3_BUCKET": store.bucket,
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "KMOP_IDENTITIES": str(pki_dir / "identities.json"), PASSPHRASE_ENV: "test-passphrase",
@@ -147,7 +147,7 @@ def stack(s3_endpoint: str, pki_dir: Path, tmp_path_factory: pytest.TempPathFact
     finally:
         _stop(server)
         _stop(worker)
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(f"{namespace}*"))
         if keys:
             client.delete(*keys)
@@ -230,8 +230,17 @@ class WebhookReceiver:
 
 
 @pytest.fixture(scope="module")
+def refusing_receiver() -> Iterator[WebhookReceiver]:
+    """The registered dossier's receiver: it refuses its first delivery, one of that dossier's."""
+    hooks = WebhookReceiver(fail_first=1)
+    yield hooks
+    hooks.server.shutdown()
+
+
+@pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    hooks = WebhookReceiver()
+    """A receiver of the test's own that accepts every delivery."""
+    hooks = WebhookReceiver(fail_first=0)
     yield hooks
     hooks.server.shutdown()
 
@@ -274,7 +283,7 @@ class Registered:
 
 
 @pytest.fixture(scope="module")
-def registered(stack: Stack, service: httpx.Client, receiver: WebhookReceiver) -> Registered:
+def registered(stack: Stack, service: httpx.Client, refusing_receiver: WebhookReceiver) -> Registered:
     """A positive dossier from application to certificate, only through HTTP, one step at a time."""
     dossier_id = "API-REGISTERED-1"
     job_ids, phases = [], []
@@ -284,7 +293,7 @@ def registered(stack: Stack, service: httpx.Client, receiver: WebhookReceiver) -
             assert answer.status_code == 201, answer.text
             phases.append(answer.json()["phase"])
             continue
-        answer = _submit(service, step, webhook_url=receiver.url)
+        answer = _submit(service, step, webhook_url=refusing_receiver.url)
         assert answer.status_code == 202, answer.text
         status = _finished(service, answer.json()["job_id"], stack)
         assert status["status"] == "completed", status
@@ -317,8 +326,9 @@ def test_a_dossier_goes_from_application_to_certificate_through_http_alone(
 
 
 def test_each_completed_job_is_reported_by_a_signed_webhook_retried_after_a_refusal(
-    registered: Registered, receiver: WebhookReceiver, service: httpx.Client, stack: Stack
+    registered: Registered, refusing_receiver: WebhookReceiver, service: httpx.Client, stack: Stack
 ) -> None:
+    receiver = refusing_receiver
     events = _wait_for(lambda: len(receiver.completed_for(registered.dossier_id)) == 7
                        and receiver.completed_for(registered.dossier_id), 30, "7 webhooks", stack.worker)
     assert receiver.bad_signatures == 0
@@ -611,7 +621,7 @@ def test_a_job_enqueued_by_redis_cli_without_python_is_processed(stack: Stack, s
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(steps[1].to_message(), indent=2, ensure_ascii=False), encoding="utf-8")
     enqueued = subprocess.run(["sh", str(REPO / "api" / "producers" / "redis-enqueue.sh"), str(job_file)],
-                              env={"PATH": os.environ["PATH"], "KMOP_REDIS_URL": REDIS_URL,
+                              env={"PATH": os.environ["PATH"], "KMOP_REDIS_URL": stack.env["KMOP_REDIS_URL"],
                                    "KMOP_REDIS_NAMESPACE": stack.namespace},
                               capture_output=True, text=True, check=True)
     message_id = enqueued.stdout.strip()
