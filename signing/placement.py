@@ -36,7 +36,7 @@ from kmop.errors import SigningError
 Box = tuple[float, float, float, float]
 
 STAMP_HEIGHT = 44.0
-STAMP_WIDTH = 250.0
+STAMP_WIDTH = 300.0
 MIN_STAMP_WIDTH = 160.0
 _BELOW_LABEL = 5.0  # between the label's last line (its glyphs) and the stamp
 #: kept free around every text box (PDFium's boxes are the glyphs' own; a reader's text boxes
