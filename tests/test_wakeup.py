@@ -9,7 +9,6 @@ nothing left to do) and close the broker, which wakes its consumers.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import dramatiq
@@ -153,16 +152,14 @@ def test_a_failed_announcement_does_not_fail_the_enqueue(namespace: str, broker:
 
 def test_an_enqueue_wakes_only_the_consumers_of_its_queue(broker: WakingRedisBroker) -> None:
     work, other, last = threading.Event(), threading.Event(), threading.Event()
-    broker.wakeups.register("work", work)
-    broker.wakeups.register("other", other)
-    broker.wakeups.register("last", last)
+    broker.wakeups.register("work", work)  # starts the listener
     try:
-        deadline = time.monotonic() + WAIT_S
-        while broker.wakeups.subscriptions < 1:  # the subscription's confirmation wakes everyone once
-            assert time.monotonic() < deadline, "the wake-up listener did not subscribe"
-            time.sleep(0.01)
-        for flag in (work, other, last):
-            flag.clear()
+        # the subscription's confirmation wakes everyone registered once: wait for that wake-up
+        # itself, and only then register the others, so that it cannot reach them
+        assert work.wait(WAIT_S), "the wake-up listener did not subscribe"
+        broker.wakeups.register("other", other)
+        broker.wakeups.register("last", last)
+        work.clear()
 
         broker.wakeups.publish("work")
         broker.wakeups.publish("last")  # announcements are handled in order: "work" before it
