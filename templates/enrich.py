@@ -6,19 +6,27 @@ data, the tariff (workflow/tariff_data) and the kmop-norm (workflow/norm_data):
 
 - ``quote``: ``tariff`` (every line of the price and duration computation), ``norm``
   (which requirements are in scope, exempt or out of scope) and ``quote_valid_until``.
-- ``preparation_pack``: ``norm`` (the fill-in workbook: every indicator in scope) and
-  ``checklist`` (the documents to have ready for this audit kind).
+- ``preparation_pack``: ``norm`` (the fill-in workbook: every indicator in scope),
+  ``checklist`` (the documents to have ready for this audit kind, with the evidence of a
+  declared involvement) and ``disclosure``.
 - ``audit_report`` / ``follow_up_audit_report``: ``norm``, ``findings_table`` (findings in norm
-  order with the indicator texts) and ``requirement_results`` (the proposed result per
-  requirement, by the rule of NOTES.md section D).
-- ``commission_decision`` / ``follow_up_decision``: ``norm`` and ``requirement_decisions``.
+  order with the indicator texts), ``requirement_results`` (the proposed result per requirement,
+  by the norm's result rule), ``conclusion`` (the proposed outcome by its outcome rule, with the
+  reason and the requirements per result, in Dutch) and ``disclosure``.
+- ``commission_decision`` / ``follow_up_decision``: ``norm``, ``requirement_decisions`` and
+  ``disclosure``.
 - ``registration_certificate``: ``norm`` and ``condition_requirements``.
+
+``disclosure`` is the involvement the dossier's sworn statement declares, with this document's
+assessment of it, or None; it comes from ``dossier`` (what the dossier's history tells the
+document, ``DossierState.document_facts``), never from the job's data. Counts printed with a unit
+go through ``counted`` (the ``counted`` filter of templates/render.py): ``1 dag``, ``2 dagen``.
 
 Amounts are strings such as ``"2400.00"`` (the ``euro`` filter formats them); hours and days are
 strings in Dutch notation (``"3,5"``). Data whose parts contradict each other or the data files
 (an unknown indicator, a finding outside the audit's scope, failed requirements that differ from
-the results) raises ``InvalidJob`` naming the field, so enrich can also serve as a check at job
-submission.
+the results, a stated outcome the scores do not give) raises ``InvalidJob`` naming the field, so
+enrich can also serve as a check at job submission.
 """
 
 from __future__ import annotations
@@ -308,7 +316,7 @@ def _conclusion(norm: Norm, assessment: ReportAssessment, audit_kind: str) -> Co
     blocking = [r for r in not_passed if r in rule.never_conditional]
     conditional_possible = audit_kind in rule.conditional_in
     if outcome == POSITIVE:
-        reason = "alle vereisten zijn geslaagd of vrijgesteld"
+        reason = "alle vereisten van deze audit zijn geslaagd of vrijgesteld"
     elif outcome == CONDITIONAL:
         reason = (f"{_not_passed(len(not_passed))} (een voorwaardelijk resultaat laat er ten hoogste "
                   f"{rule.max_not_passed_for_conditional} toe) en "
@@ -333,8 +341,16 @@ def _conclusion(norm: Norm, assessment: ReportAssessment, audit_kind: str) -> Co
         which = _requirement_list(norm, deliberable)
         deliberation = (f"De auditcommissie kan {which} delibereren (alleen scores {' of '.join(sorted(norm.deliberable_scores))} "
                         f"onder de norm); doet zij dat, dan is het eindresultaat {OUTCOME_LABELS[after]}.")
+    passing = " of ".join(sorted(norm.passing_scores))
+    result_rule = (f"Voorstel aan de auditcommissie: een vereiste is geslaagd wanneer elke indicator op beide "
+                   f"assen {passing} scoort, en vrijgesteld wanneer al haar indicatoren vrijgesteld zijn; anders "
+                   "is ze niet geslaagd.")
+    if norm.deliberable_scores:
+        result_rule += (" De auditcommissie kan een vereiste delibereren waarvan de scores onder de norm alleen "
+                        f"{' of '.join(sorted(norm.deliberable_scores))} zijn.")
     return {"outcome": outcome, "outcome_label": OUTCOME_LABELS[outcome], "reason": reason,
-            "groups": groups, "deliberation": deliberation}
+            "groups": groups, "deliberation": deliberation,
+            "result_rule": result_rule + " Zij beslist over het resultaat."}
 
 
 def _not_passed(count: int) -> str:

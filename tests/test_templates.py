@@ -129,7 +129,7 @@ KEY_VALUES = {
     "quote": ["CU-OFF-2026-0457", "9 november 2026", "8 december 2026", "CertUp BV", "0880.123.461",
               "0403.170.701", "AANVR-2026-0001", "initiële audit", "16 uur (2 auditdagen van 8 uur)",
               "1 dag ter plaatse", "€ 150,00", "€ 2.400,00", "€ 504,00", "€ 2.904,00",
-              "structuurklasse B (2 tot 5 personen die de dienst leveren)", "niet in aanmerking voor steun"],
+              "structuurklasse B", "niet in aanmerking voor steun"],
     "preparation_pack": ["CU-VBP-2026-0457", "12 januari 2027", "Pieter De Smet", "verantwoordelijke kwaliteit",
                          "V1.1", "V5.3", "Vereiste V3: Klantentevredenheid", "gecoördineerde statuten",
                          "projectlijst van de voorbije 24 maanden", "Organigram", "KMOP-2025-129902",

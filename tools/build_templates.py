@@ -165,8 +165,9 @@ def sworn_statement() -> Document:
     d.add_paragraph(
         "{% if declarations.no_misuse_or_bankruptcy %}de bestuurders, aandeelhouders en het management "
         "van de voorbije drie jaar niet betrokken waren bij misbruik van de kmo-portefeuille of bij een "
-        "faillissement.{% else %}de volgende betrokkenheid bij misbruik van de kmo-portefeuille of bij een "
-        "faillissement gemeld wordt: {{ declarations.involvement }}{% endif %}",
+        "faillissement.{% else %}de bestuurders, aandeelhouders of het management van de voorbije drie jaar "
+        "betrokken waren bij misbruik van de kmo-portefeuille of bij een faillissement, als volgt: "
+        "“{{ declarations.involvement }}”; de stukken daarover worden bij de audit voorgelegd.{% endif %}",
         style="List Bullet",
     )
     d.add_paragraph(
@@ -589,23 +590,22 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     d.add_paragraph()
     _disclosure_section(d)
     d.add_heading("6. Voorgesteld resultaat per vereiste", level=1)
-    d.add_paragraph(
-        "Voorstel aan de auditcommissie: een vereiste is geslaagd wanneer elke indicator op beide assen T of V "
-        "scoort, en vrijgesteld wanneer al haar indicatoren vrijgesteld zijn; anders is ze niet geslaagd. "
-        "De auditcommissie kan een vereiste met een G delibereren. Zij beslist over het resultaat."
-    )
+    d.add_paragraph("{{ conclusion.result_rule }}")
     _loop_table(d, ["Vereiste", "Voorstel", "Toelichting"],
                 ["{{ r.requirement_id }} {{ r.title }}", "{{ r.result_label }}", "{{ r.explanation }}"],
                 "r in requirement_results", widths=[5.0, 2.8, 8.8])
     d.add_heading("7. Algemene conclusie", level=1)
+    # the conclusion stays on one page: each paragraph kept with the next, up to the closing one
     conclusion = d.add_paragraph("Voorgesteld eindresultaat: {{ conclusion.outcome_label }}.")
     conclusion.runs[0].bold = True
-    d.add_paragraph("Volgens de uitkomstregel van de kmop-norm: {{ conclusion.reason }}.")
+    conclusion.paragraph_format.keep_with_next = True
+    d.add_paragraph("Volgens de uitkomstregel van de kmop-norm: {{ conclusion.reason }}."
+                    ).paragraph_format.keep_with_next = True
     d.add_paragraph("{%p for g in conclusion.groups %}")
-    d.add_paragraph("{{ g.label }}: {{ g.requirements }}.", style="List Bullet")
+    d.add_paragraph("{{ g.label }}: {{ g.requirements }}.", style="List Bullet").paragraph_format.keep_with_next = True
     d.add_paragraph("{%p endfor %}")
     d.add_paragraph("{%p if conclusion.deliberation %}")
-    d.add_paragraph("{{ conclusion.deliberation }}")
+    d.add_paragraph("{{ conclusion.deliberation }}").paragraph_format.keep_with_next = True
     d.add_paragraph("{%p endif %}")
     d.add_paragraph("De auditcommissie beslist over het resultaat per vereiste en over het eindresultaat.")
     d.add_paragraph("{%p if auditor_remark is defined %}")

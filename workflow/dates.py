@@ -1,4 +1,4 @@
-"""Calendar arithmetic of the procedure (../shared/domain/NOTES.md, section D).
+"""Calendar arithmetic of the procedure (docs/domain.md, section D).
 
 Months are added with end-of-month clamping (31 August + 6 months = 28/29 February); "five
 years" of registration ends the day before the fifth anniversary.

@@ -1,9 +1,15 @@
-"""The kmop-norm: basic requirements, their indicators, exemptions and the proposed-result rule.
+"""The kmop-norm: basic requirements, their indicators, exemptions and the rules applied to them.
 
 The norm is data: one file per version, ``norm_data/kmop-norm-<version>.json``, with the date it
 takes effect, its sources and what in it is our assumption. The version shipped today is our
-paraphrase (the official annex was not found publicly; ../shared/domain/NOTES.md, sections C and
+paraphrase (the official annex was not found publicly; docs/domain.md, sections C and
 D); the official annex replaces it as a new file, without a code change.
+
+The rules are data of the version too, each with its text and source: ``result_rule`` (the
+proposed result of a requirement from its scores), ``outcome_rule`` (the outcome from the
+per-requirement results), ``commission_rule`` (which result the commission may give for each
+proposed one) and ``disclosure_rule`` (what an involvement declared in the sworn statement asks
+of the preparation pack, the audit report and the decision).
 
 Lookups of unknown requirement or indicator ids raise ``InvalidJob`` naming the field, because
 the ids always come from a job's data.
@@ -257,7 +263,7 @@ def proposed_result(
     exempted: Mapping[str, str],
     field: str = "findings",
 ) -> RequirementResult:
-    """The rule of NOTES.md section D for one requirement.
+    """The result rule (docs/domain.md, section D) for one requirement.
 
     ``scores`` maps an indicator id to its (conformity, demonstrability) scores; ``exempted`` maps
     an indicator id to its exemption basis. Every indicator of the requirement needs one or the

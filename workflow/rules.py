@@ -1,6 +1,6 @@
 """What each transition requires of its data and what it changes in the dossier's state.
 
-The rules come from ../shared/domain/NOTES.md (sections A and D); those the sources leave open
+The rules come from docs/domain.md (sections A and D); those the sources leave open
 are data of the kmop-norm version the document names (``workflow/norm_data``), each marked there
 as our assumption:
 - a first-time applicant must have passed the knowledge test before the sworn statement counts;

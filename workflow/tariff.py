@@ -2,7 +2,7 @@
 
 The agency fixes price and duration: EUR 150 per hour times the hours its time table
 ("tijdrooster") sets for the provider's structure and the services applied for (S4). The table
-itself was not found, so the hours are our assumption (../shared/domain/NOTES.md, section D). Both
+itself was not found, so the hours are our assumption (docs/domain.md, section D). Both
 live in data, one file per version: ``tariff_data/tariff-<version>.json`` with the date it takes
 effect, its sources and its assumptions. The official table replaces it as a new file; nothing
 here needs to change.
@@ -292,17 +292,18 @@ def _compute(
     source = f"tariff {tariff.version}"
     lines: list[QuoteLine] = []
 
-    def add(component: str, label: str, quantity: int | Decimal, unit_hours: Decimal, row: str) -> None:
+    def add(component: str, label: str, quantity: int | Decimal, unit_hours: Decimal, row: str,
+            basis: str | None = None) -> None:
         hours = Decimal(quantity) * unit_hours
         if hours:
             lines.append(QuoteLine(component, f"{tariff.component_label(component)}: {label}",
                                    Decimal(quantity), unit_hours, hours, rate, _money(hours * rate),
-                                   f"{source}: {row}", tariff.component_label(component), label))
+                                   f"{source}: {row}", tariff.component_label(component), basis or label))
 
     row = tariff.structure_class(people, belgian_sites)
     for component, _ in tariff.components:
         add(component, f"structuurklasse {row.id} ({row.label})", 1, row.hours.get(component, Decimal(0)),
-            f"structure_classes[{row.id}].hours.{component}")
+            f"structure_classes[{row.id}].hours.{component}", f"structuurklasse {row.id}")
     for rule, count in ((tariff.per_additional_service, len(services) - 1),
                         (tariff.per_extra_belgian_site, max(0, belgian_sites - row.included_belgian_sites))):
         if count > 0:
