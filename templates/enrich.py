@@ -186,7 +186,7 @@ def preparation_pack(data: Mapping[str, Any], dossier: Mapping[str, Any] | None 
     rule = norm.disclosure_rule
     disclosure = None
     if dossier and dossier.get("disclosure") and any(r.id == rule.requirement_id for r in requirements):
-        disclosure = dict(dossier["disclosure"])
+        disclosure = _quoted(dossier["disclosure"])
         evidence = [{"text": text, "source": "verklaring op eer"} for text in rule.evidence]
         numbers = [str(n) for n in range(len(checklist) + 1, len(checklist) + len(evidence) + 1)]
         disclosure["evidence"] = ("nr. " if len(numbers) == 1 else "nrs. ") + (
@@ -368,8 +368,14 @@ def _disclosure(norm: Norm, data: Mapping[str, Any], dossier: Mapping[str, Any] 
     if needed and not assessment:
         raise InvalidJob(f"data.{field}", f"is required: the sworn statement declares an involvement that "
                                           f"{by} must assess under requirement {norm.disclosure_rule.requirement_id}")
-    return {**dossier["disclosure"], "assessment": assessment or "", "by": by,
+    return {**_quoted(dossier["disclosure"]), "assessment": assessment or "", "by": by,
             "requirement_id": norm.disclosure_rule.requirement_id}
+
+
+def _quoted(disclosure: Mapping[str, Any]) -> dict[str, Any]:
+    """The disclosure with ``quoted``: its text between quotation marks, ending one sentence."""
+    text = str(disclosure["text"]).strip()
+    return {**disclosure, "quoted": f"“{text}”" + ("" if text.endswith((".", "!", "?")) else ".")}
 
 
 def counted(value: int | str, singular: str, plural: str) -> str:

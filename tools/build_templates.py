@@ -504,7 +504,7 @@ def preparation_pack() -> Document:
     d.add_paragraph("{%p if disclosure %}")
     d.add_paragraph(
         "In uw verklaring op eer van {{ disclosure.declared_on|dutch_date }} meldt u een betrokkenheid bij misbruik "
-        "van de kmo-portefeuille of bij een faillissement: “{{ disclosure.text }}”. De auditor onderzoekt die melding "
+        "van de kmo-portefeuille of bij een faillissement: {{ disclosure.quoted }} De auditor onderzoekt die melding "
         "onder vereiste {{ disclosure.requirement }}; leg daarvoor de documenten {{ disclosure.evidence }} klaar."
     )
     d.add_paragraph("{%p endif %}")
@@ -631,8 +631,8 @@ def _disclosure_section(d: Document) -> None:
     d.add_paragraph(
         "In de verklaring op eer van {{ disclosure.declared_on|dutch_date }} (aanvraag {{ disclosure.application_id }}) "
         "meldt de dienstverlener een betrokkenheid bij misbruik van de kmo-portefeuille of bij een faillissement: "
-        "“{{ disclosure.text }}”."
-    )
+        "{{ disclosure.quoted }}"
+    ).paragraph_format.keep_with_next = True  # the declaration stays with its assessment
     d.add_paragraph("{%p if disclosure.assessment %}")
     d.add_paragraph("Beoordeling door {{ disclosure.by }} (vereiste {{ disclosure.requirement_id }}): "
                     "{{ disclosure.assessment }}")
