@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -274,8 +275,11 @@ class _Builder:
         return {key: copy.deepcopy(self.provider[key])
                 for key in ("name", "legal_form", "enterprise_number", "registered_office") if key in self.provider}
 
-    def number(self, kind: str, day: dt.date, sequence: int) -> str:
-        return f"{self.firm['number_prefix']}-{kind}-{day.year}-{sequence:04d}"
+    def number(self, kind: str, day: dt.date, cycle: int) -> str:
+        """The audit firm's number of one of its documents: its own per dossier (the dossier id's
+        digest) and audit cycle, so two demo dossiers do not share numbers."""
+        digest = int(hashlib.sha256(self.dossier_id.encode()).hexdigest()[:8], 16) % 9000 + 1000
+        return f"{self.firm['number_prefix']}-{kind}-{day.year}-{digest}{cycle}"
 
     def common(self, on: dt.date) -> dict[str, Any]:
         return {"audit_firm": copy.deepcopy(self.firm["audit_firm"]), "provider": self.provider_block(),
@@ -331,10 +335,10 @@ class _Builder:
     def cycle(self, audit_kind: str, dates: CycleDates, failed: tuple[str, ...], in_scope: list[str],
               initial: dict[str, str] | None) -> dict[str, Any]:
         """Quote to decision; returns the decision's number and date and the report's number."""
-        sequence = 0 if audit_kind == "initial" else 1
+        cycle_number = 1 if audit_kind == "initial" else 2
         norm = load_norm(on=dates.quoted, field="date")
         judged = in_scope or [r.id for r in norm.requirements]
-        quote_number = self.number("OFF", dates.quoted, 457 + sequence)
+        quote_number = self.number("OFF", dates.quoted, cycle_number)
         structure_sites = [s["address"]["country"].casefold() in _BELGIUM for s in self.applicant["sites"]]
         quote = {
             "quote_number": quote_number, "date": dates.quoted.isoformat(),
@@ -359,7 +363,7 @@ class _Builder:
         attendees = self.attendees(judged)
         visit = {"dates": [dates.visit.isoformat()], "sites": self.sites()}
         pack = {
-            "pack_number": self.number("VBP", dates.packed, 457 + sequence), "date": dates.packed.isoformat(),
+            "pack_number": self.number("VBP", dates.packed, cycle_number), "date": dates.packed.isoformat(),
             "quote_number": quote_number, **self.common(dates.packed), "audit_kind": audit_kind,
             "requirement_ids": list(judged), "visit": visit, "auditors": copy.deepcopy(self.firm["auditors"]),
             "attendees": attendees, "return_by": dates.return_by.isoformat(),
@@ -376,7 +380,7 @@ class _Builder:
         self.fact(AUDIT_VISIT_HELD, Role.AUDITOR, {"date": dates.visit.isoformat()})
 
         report_kind = "audit_report" if audit_kind == "initial" else "follow_up_audit_report"
-        report_number = self.number("AR", dates.visit, 12 + sequence)
+        report_number = self.number("AR", dates.visit, cycle_number)
         findings = self.scored_findings(norm, judged, failed)
         report = {
             "report_number": report_number, "audit_kind": audit_kind, "quote_number": quote_number,
@@ -400,7 +404,7 @@ class _Builder:
         self.job(report_kind, report, audit_kind)
 
         decision_kind = "commission_decision" if audit_kind == "initial" else "follow_up_decision"
-        decision_number = self.number("AC", dates.meeting, 20 + sequence)
+        decision_number = self.number("AC", dates.meeting, cycle_number)
         outcome = "positive" if not failed else ("conditional" if self.scenario == "conditional" else "negative")
         decision = {
             "decision_number": decision_number, "meeting_date": dates.meeting.isoformat(),
