@@ -739,7 +739,8 @@ def commission_decision() -> Document:
 
 
 def follow_up_decision() -> Document:
-    return _decision("Beslissing na opvolgings- of bijkomende audit", follow_up=True)
+    return _decision("Beslissing na {% if audit_kind == 'additional' %}bijkomende audit{% else %}opvolgingsaudit"
+                     "{% endif %}", follow_up=True)
 
 
 def registration_certificate() -> Document:
