@@ -497,17 +497,20 @@ def preparation_pack() -> Document:
     _fix_grid(table, widths)
     d.add_paragraph()
     d.add_heading("4. Voor te leggen documenten", level=1)
-    d.add_paragraph("Leg de volgende documenten klaar bij het begin van het auditbezoek:")
-    _loop_table(d, ["Nr.", "Document", "Klaar", "Opmerking"],
-                ["{{ item.number }}", "{{ item.text }}", "☐", ""],
-                "item in checklist", widths=[1.2, 10.4, 1.4, 3.6])
+    # the heading and the lines before the list go to the next page with it, never stay alone
+    d.add_paragraph("Leg de volgende documenten klaar bij het begin van het auditbezoek:"
+                    ).paragraph_format.keep_with_next = True
     d.add_paragraph("{%p if disclosure %}")
     d.add_paragraph(
         "In uw verklaring op eer van {{ disclosure.declared_on|dutch_date }} meldt u een betrokkenheid bij misbruik "
         "van de kmo-portefeuille of bij een faillissement: {{ disclosure.quoted }} De auditor onderzoekt die melding "
-        "onder vereiste {{ disclosure.requirement }}; leg daarvoor de documenten {{ disclosure.evidence }} klaar."
-    )
+        "onder vereiste {{ disclosure.requirement }}; leg daarvoor ook de documenten {{ disclosure.evidence }} "
+        "hieronder klaar."
+    ).paragraph_format.keep_with_next = True
     d.add_paragraph("{%p endif %}")
+    _loop_table(d, ["Nr.", "Document", "Klaar", "Opmerking"],
+                ["{{ item.number }}", "{{ item.text }}", "☐", ""],
+                "item in checklist", widths=[1.2, 10.4, 1.4, 3.6])
     d.add_paragraph("{%p if known_dossiers is defined and known_dossiers %}")
     d.add_heading("5. Gekende projectdossiers", level=1)
     d.add_paragraph("Houd voor de volgende opdrachten het volledige projectdossier ter beschikking:")
