@@ -114,23 +114,26 @@ class _Page:
 
     def label_extent(self, start: int, end: int, anchor: Box, right: float) -> Box:
         """The whole label paragraph that starts with the words ``text[start:end]``: the text
-        after them in the label's own font (a name that completes it, on the same line or
-        wrapped under it), as far as it stays in the label's column (left of ``right``)."""
-        font = self._font(start)
+        after them in the label's style (a name that completes it, on the same line or wrapped
+        under it), as far as it stays in the label's column (left of ``right``). The style is
+        boldness and size, not the font: a name in another script is set in a fallback font."""
+        style = self._style(start)
         boxes = [anchor]
         for i in range(end, len(self.text)):
             if self.text[i].isspace():
                 continue
             box = self._text.get_charbox(i)
-            if self._font(i) != font or box[0] < anchor[0] - 2 or box[2] > right or box[3] > anchor[3] + 1:
+            if self._style(i) != style or box[0] < anchor[0] - 2 or box[2] > right or box[1] > anchor[3]:
                 break
             boxes.append(box)
         return _union(boxes)
 
-    def _font(self, index: int) -> tuple[bytes, float]:
+    def _style(self, index: int) -> tuple[bool, float]:
         buffer = ctypes.create_string_buffer(128)
         length = pdfium_raw.FPDFText_GetFontInfo(self._text.raw, index, buffer, len(buffer), None)
-        return buffer.raw[:max(length - 1, 0)], round(pdfium_raw.FPDFText_GetFontSize(self._text.raw, index), 1)
+        name = buffer.raw[:max(length - 1, 0)].lower()
+        bold = any(weight in name for weight in (b"bold", b"black", b"heavy"))
+        return bold, round(pdfium_raw.FPDFText_GetFontSize(self._text.raw, index), 1)
 
     def close(self) -> None:
         self._text.close()

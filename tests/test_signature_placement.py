@@ -202,30 +202,70 @@ def test_the_sworn_statement_issued_for_an_eid_signature_has_its_field_below_the
 
 
 @pytest.fixture(scope="module")
-def statement_job() -> DocumentJob:
-    return next(step for step in dossier_steps(example_applicant()) if isinstance(step, DocumentJob))
+def pack_job() -> DocumentJob:
+    return next(step for step in dossier_steps(example_applicant())
+                if isinstance(step, DocumentJob) and step.kind == "preparation_pack")
 
 
-def test_the_block_keeps_the_lines_before_it_whatever_the_length_of_the_text(
-    statement_job: DocumentJob, converter_pool, identities
-) -> None:
-    """The declared involvement grows line by line until the block crosses the page break: each
-    time, the stamp is below its label and the last page holds more than the block."""
+def test_the_block_crosses_a_page_break_with_the_lines_before_it(pack_job: DocumentJob, converter_pool,
+                                                                 identities) -> None:
+    """The preparation pack's list of known dossiers grows one row at a time: at the length
+    where the block no longer fits on its page, and one row short of it, the stamp is below its
+    label and the last page holds more than the block (the rows and lines before it go along)."""
+    converted: dict[int, bytes] = {}
+
+    def pack(rows: int) -> bytes:
+        if rows not in converted:
+            message = pack_job.to_message()
+            message["data"]["known_dossiers"] = [
+                {"reference": f"KMOP-2024-{100000 + i}", "client": f"Klant {i}", "service": "advies",
+                 "started_on": "2024-05-01"} for i in range(rows)]
+            job = parse_job(message)
+            converted[rows] = converter_pool.convert(render_docx(job.document_kind, job.data, envelope(job)))
+        return converted[rows]
+
+    def pages(rows: int) -> int:
+        return len(PdfReader(io.BytesIO(pack(rows))).pages)
+
+    low, high = 1, 80  # 80 rows are more than a page
+    assert pages(low) < pages(high)
+    while high - low > 1:  # the fewest rows that push the block onto another page
+        middle = (low + high) // 2
+        low, high = (low, middle) if pages(middle) > pages(low) else (middle, high)
     signer = DocumentSigner(identities, timestamper_for(None, identities))
-    layout = signature_layout(get_kind("sworn_statement"))
-    name = signature_field_name("sworn_statement", Role.APPLICANT)
-    pages = set()
-    for length in range(200, 1201, 100):
-        message = statement_job.to_message()
+    name = signature_field_name("preparation_pack", Role.AUDIT_FIRM)
+    for rows in (low, high):
+        signed = signer.sign(pack(rows), policy_for("preparation_pack"), field_name=name, reason="test",
+                             layout=signature_layout(get_kind("preparation_pack")))
+        check_placement(SignedDocument(f"pack with {rows} known dossiers", "preparation_pack", signed),
+                        {name: "Voor het auditbureau"})
+
+
+HOSTILE_LIMITS = {"provider.name": 300, "provider.contact.name": 200, "signatory.name": 200, "signatory.place": 100,
+                  "provider.registered_office.street": 200, "provider.registered_office.city": 100,
+                  "provider.legal_form": 60, "declarations.involvement": 2000}
+
+
+@pytest.mark.parametrize("variant", ["maximum length", "markup and other scripts"])
+def test_a_hostile_sworn_statement_has_its_stamp_below_its_label(variant: str, converter_pool, identities) -> None:
+    """Every value at its maximum length in Latin, Polish and Japanese (the label wraps over
+    four lines, its Japanese set in a fallback font), or full of markup and right-to-left text."""
+    from tests.test_hostile_input import SWORN_MARKUP, _message, _set, _tokens
+
+    message = _message("sworn_statement")
+    if variant == "maximum length":
         message["data"]["declarations"]["no_misuse_or_bankruptcy"] = False
-        message["data"]["declarations"]["involvement"] = ("betrokkenheid " * 100)[:length]
-        job = parse_job(message)
-        pdf = converter_pool.convert(render_docx(job.document_kind, job.data, envelope(job)))
-        signed = signer.sign(pdf, policy_for("sworn_statement"), field_name=name, reason="test", layout=layout)
-        check_placement(SignedDocument(f"involvement of {length}", "sworn_statement", signed),
-                        {name: "Handtekening van de aanvrager"})
-        pages.add(len(PdfReader(io.BytesIO(pdf)).pages))
-    assert len(pages) > 1  # the block did cross the page break
+        for number, (path, limit) in enumerate(HOSTILE_LIMITS.items()):
+            _set(message["data"], path, _tokens(f"L{number}", limit, ("Zoë", "Łódź", "東京")[number % 3]))
+    else:
+        for path, value in SWORN_MARKUP.items():
+            _set(message["data"], path, value)
+    job = parse_job(message)
+    pdf = converter_pool.convert(render_docx(job.document_kind, job.data, envelope(job)))
+    name = signature_field_name("sworn_statement", Role.APPLICANT)
+    signed = DocumentSigner(identities, timestamper_for(None, identities)).sign(
+        pdf, policy_for("sworn_statement"), field_name=name, reason="test", layout=signature_layout(job.document_kind))
+    check_placement(SignedDocument(variant, "sworn_statement", signed), {name: "Handtekening van de aanvrager"})
 
 
 # --- no place, no stamp -------------------------------------------------------------------------
