@@ -323,12 +323,12 @@ def _dutch(iso: str) -> str:
 # --- follow-up and additional paperwork ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("scenario", "title", "other"), [
-    ("conditional", "Opvolgingsaudit — auditrapport", "Bijkomende audit"),
-    ("negative", "Bijkomende audit — auditrapport", "Opvolgingsaudit"),
+@pytest.mark.parametrize(("scenario", "title", "decision_title", "other"), [
+    ("conditional", "Opvolgingsaudit — auditrapport", "Beslissing na opvolgingsaudit", "Bijkomende audit"),
+    ("negative", "Bijkomende audit — auditrapport", "Beslissing na bijkomende audit", "Opvolgingsaudit"),
 ])
 def test_a_later_audit_cites_the_initial_numbers_and_is_titled_by_its_kind(
-    dossiers: dict[str, list[Document]], scenario: str, title: str, other: str
+    dossiers: dict[str, list[Document]], scenario: str, title: str, decision_title: str, other: str
 ) -> None:
     documents = dossiers[scenario]
     initial_report = _of(documents, "audit_report")[0]
@@ -340,7 +340,7 @@ def test_a_later_audit_cites_the_initial_numbers_and_is_titled_by_its_kind(
     for later in (report, decision):
         assert later.says(f"Initieel auditrapport {number}"), later.file.name
         assert later.says(f"Initiële beslissing {initial_decision.data['decision_number']}"), later.file.name
-    assert report.text.startswith(title)
+    assert report.text.startswith(title) and decision.text.startswith(decision_title)
     assert other not in report.text and other not in decision.text
 
 
