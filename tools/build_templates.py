@@ -555,7 +555,7 @@ def _audit_report(title: str, follow_up: bool) -> Document:
     _loop_table(d, ["Auditor", "Rol"], ["{{ a.name }}", "{% if a.role is defined %}{{ a.role }}{% else %}auditor{% endif %}"],
                 "a in auditors", widths=[8.3, 8.3])
     _loop_table(d, ["Gesproken personen", "Functie"],
-                ["{{ p.name }}", "{% if p.role is defined %}{{ p.role }}{% else %}—{% endif %}"],
+                ["{{ p.name }}", "{{ p.role }}"],
                 "p in persons_interviewed", widths=[8.3, 8.3])
     d.add_heading("3. Voorgelegde documenten", level=1)
     _loop_table(d, ["Document", "Voorgelegd", "Opmerking"],
