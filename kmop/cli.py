@@ -24,6 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from kmop.demo import example_applicant, run_demo
+    from kmop.scenario import brussels_today
 
     if args.input:
         try:
@@ -38,6 +39,8 @@ def _demo(args: argparse.Namespace) -> int:
             today = dt.date.fromisoformat(args.today)
         except ValueError:
             raise KmopError(f"--today {args.today}: not a date (YYYY-MM-DD)") from None
+        if today > brussels_today():
+            raise KmopError(f"--today {args.today}: after today; the documents would be dated after they are signed")
     result = run_demo(Path(args.out), applicant, args.scenario, today)
     for document in result.documents:
         print(f"{document['file']}  sha256={document['sha256']}")
