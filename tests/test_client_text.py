@@ -41,8 +41,8 @@ def data_of(kind_name: str) -> dict[str, Any]:
     return json.loads((TEMPLATES_DIR / kind_name / "example.json").read_text(encoding="utf-8"))
 
 
-def pdf_text(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True,
+def pdf_text(pdf: Path, *options: str) -> str:
+    return subprocess.run(["pdftotext", *options, str(pdf), "-"], capture_output=True, text=True, check=True,
                           timeout=60).stdout
 
 
@@ -62,7 +62,7 @@ def header_cells(kind_name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def texts(converter_pool, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def pdfs(converter_pool, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("client-text")
     result = {}
     for kind_name in KINDS:
@@ -72,8 +72,13 @@ def texts(converter_pool, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
                     "issued_at": "2027-01-12 16:05 CET"}
         path = directory / f"{kind_name}.pdf"
         path.write_bytes(converter_pool.convert(render_docx(kind, data_of(kind_name), envelope)))
-        result[kind_name] = pdf_text(path)
+        result[kind_name] = path
     return result
+
+
+@pytest.fixture(scope="module")
+def texts(pdfs: dict[str, Path]) -> dict[str, str]:
+    return {kind_name: pdf_text(path) for kind_name, path in pdfs.items()}
 
 
 @pytest.mark.parametrize("kind_name", KINDS)
@@ -109,3 +114,15 @@ def test_the_quote_says_one_day_and_two_audit_days(texts: dict[str, str]) -> Non
     flat = " ".join(texts["quote"].split())
     assert "16 uur (2 auditdagen van 8 uur)" in flat and "8 uur, 1 dag ter plaatse" in flat
     assert "structuurklasse B" in flat and "wordt geaudit" in flat
+
+
+def test_no_page_starts_with_a_repeated_header_over_nothing_but_blank_rows(pdfs: dict[str, Path]) -> None:
+    """The workbook's header repeats on every page; below it an indicator or a requirement must
+    follow, not the last blank rows of an indicator left behind on the previous page."""
+    pages = pdf_text(pdfs["preparation_pack"], "-layout").split("\f")
+    continued = [page for page in pages if page.lstrip().startswith("Indicator")]
+    assert continued
+    for page in continued:
+        lines = [line.strip() for line in page.splitlines() if line.strip()]
+        after = lines[next(i for i, line in enumerate(lines) if line.startswith("registratie, dossier)")) + 1]
+        assert re.match(r"V\d\.\d+ |Vereiste V\d:", after), f"a page continues the workbook with {after!r}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from copy import deepcopy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,8 +62,8 @@ def _signature_space(document: Document, *labels: str) -> None:
     Signing finds each label by its first words (``signatures`` in the kind's ``kind.json``)
     and puts the signature field in the space below it. The labels sit side by side in one
     table row that cannot split, so a label never leaves its space; the paragraphs before the
-    row are kept with it (back to the last one that is always printed), so the block never
-    stands alone on a page. A last paragraph of 1 pt closes the body (Writer adds one after a
+    row are kept with it (back to the last two that are always printed, ``_keep_with_block``),
+    so the block never stands alone on a page. A last paragraph of 1 pt closes the body (Writer adds one after a
     final table), so nothing but the block can move to a new page.
     """
     _keep_with_block(document)
@@ -91,6 +92,7 @@ def _signature_space(document: Document, *labels: str) -> None:
 #: Height of the empty space under a signature label, in points: the stamp (44 pt) and margins.
 _STAMP_SPACE = 60
 _TEMPLATE_TAG = re.compile(r"^\s*\{%[pr]\s+(if|for|endif|endfor|else|elif)\b")
+_TABLE_LOOP = re.compile(r"\{%tr\s+for\b")
 
 
 def _on(tag: str) -> OxmlElement:
@@ -102,27 +104,78 @@ def _on(tag: str) -> OxmlElement:
 def _keep_with_block(document: Document, lead: int = 2) -> None:
     """Keep-with-next on the paragraphs before the signature block, back to (and including) the
     last ``lead`` ones printed whatever the data (the place and date of a statement, the
-    sentence before a decision's signature): through ``{%p if %}`` and ``{%p for %}`` blocks,
-    which may print nothing, and the last rows of a table (its last may be a ``{%tr %}`` tag)."""
+    sentence before a decision's signature), through ``{%p if %}`` blocks, which may print
+    nothing. Of a ``{%p for %}`` list only the last item is kept with what follows (every item
+    kept with the next would tie the whole list to the block): its body is written twice, for
+    the other items and, kept, for the last. A table is kept with what follows by its last row
+    when that is not a repeated one."""
+    elements = list(document.element.body.iterchildren())
     depth = 0
-    for element in reversed(list(document.element.body.iterchildren())):
-        if element.tag == qn("w:p"):
-            text = "".join(element.itertext())
-            tag = _TEMPLATE_TAG.match(text)
-            if tag:
-                depth += {"endif": 1, "endfor": 1, "if": -1, "for": -1}.get(tag.group(1), 0)
-                continue
-            element.get_or_add_pPr().keepNext_val = True
-            if text.strip() and depth <= 0:
-                lead -= 1
-                if lead == 0:
-                    return
-        elif element.tag == qn("w:tbl"):
-            for row in element.findall(qn("w:tr"))[-2:]:
-                for paragraph in row.iter(qn("w:p")):
-                    paragraph.get_or_add_pPr().keepNext_val = True
+    index = len(elements)
+    while index > 0:
+        index -= 1
+        element = elements[index]
+        if element.tag == qn("w:tbl"):
+            rows = element.findall(qn("w:tr"))
+            repeated = any(_TABLE_LOOP.search("".join(row.itertext())) for row in rows)
+            for paragraph in rows[-1].iter(qn("w:p")) if rows and not repeated else ():
+                paragraph.get_or_add_pPr().keepNext_val = True
             if depth <= 0:
                 return
+            continue
+        if element.tag != qn("w:p"):
+            continue
+        text = "".join(element.itertext())
+        tag = _TEMPLATE_TAG.match(text)
+        if tag and tag.group(1) == "endfor":
+            index = _keep_last_item(elements, index)
+            continue
+        if tag:
+            depth += {"endif": 1, "if": -1}.get(tag.group(1), 0)
+            continue
+        element.get_or_add_pPr().keepNext_val = True
+        if text.strip() and depth <= 0:
+            lead -= 1
+            if lead == 0:
+                return
+
+
+def _keep_last_item(elements: list, end: int) -> int:  # type: ignore[type-arg]
+    """Rewrite the ``{%p for %}`` list that ends at ``elements[end]`` so that its last item is
+    kept with what follows and the others are not; the index of its ``{%p for %}``."""
+    nested, start = 0, end
+    while start > 0:
+        start -= 1
+        tag = _TEMPLATE_TAG.match("".join(elements[start].itertext()))
+        if tag and tag.group(1) == "endfor":
+            nested += 1
+        elif tag and tag.group(1) == "for":
+            if nested == 0:
+                break
+            nested -= 1
+    body = elements[start + 1:end]
+    if not body or any(item.tag != qn("w:p") or _TEMPLATE_TAG.match("".join(item.itertext())) for item in body):
+        return start  # not a plain list of paragraphs: left as it is, and not kept
+    first = body[0]
+    first.addprevious(_tag_paragraph("{%p if not loop.last %}"))
+    for item in body:
+        other = deepcopy(item)
+        other.get_or_add_pPr().keepNext_val = None
+        first.addprevious(other)
+        item.get_or_add_pPr().keepNext_val = True
+    first.addprevious(_tag_paragraph("{%p else %}"))
+    elements[end].addprevious(_tag_paragraph("{%p endif %}"))
+    return start
+
+
+def _tag_paragraph(text: str):  # type: ignore[no-untyped-def]
+    paragraph = OxmlElement("w:p")
+    run = OxmlElement("w:r")
+    text_element = OxmlElement("w:t")
+    text_element.text = text
+    run.append(text_element)
+    paragraph.append(run)
+    return paragraph
 
 
 def sworn_statement() -> Document:
@@ -497,20 +550,22 @@ def preparation_pack() -> Document:
     _fix_grid(table, widths)
     d.add_paragraph()
     d.add_heading("4. Voor te leggen documenten", level=1)
-    # the heading and the lines before the list go to the next page with it, never stay alone
-    d.add_paragraph("Leg de volgende documenten klaar bij het begin van het auditbezoek:"
-                    ).paragraph_format.keep_with_next = True
+    d.add_paragraph("Leg de volgende documenten klaar bij het begin van het auditbezoek:")
     d.add_paragraph("{%p if disclosure %}")
     d.add_paragraph(
         "In uw verklaring op eer van {{ disclosure.declared_on|dutch_date }} meldt u een betrokkenheid bij misbruik "
         "van de kmo-portefeuille of bij een faillissement: {{ disclosure.quoted }} De auditor onderzoekt die melding "
         "onder vereiste {{ disclosure.requirement }}; leg daarvoor ook de documenten {{ disclosure.evidence }} "
         "hieronder klaar."
-    ).paragraph_format.keep_with_next = True
+    )
     d.add_paragraph("{%p endif %}")
     _loop_table(d, ["Nr.", "Document", "Klaar", "Opmerking"],
                 ["{{ item.number }}", "{{ item.text }}", "☐", ""],
                 "item in checklist", widths=[1.2, 10.4, 1.4, 3.6])
+    # two lines always printed: the signature block's keep-together chain (``_keep_with_block``, two
+    # printed lines back) ends on them, so the list above is free to continue on a next page
+    d.add_paragraph("Vink een document aan zodra het klaarligt.")
+    d.add_paragraph("Vermeld bij Opmerking wat ontbreekt of later volgt.")
     d.add_paragraph("{%p if known_dossiers is defined and known_dossiers %}")
     d.add_heading("5. Gekende projectdossiers", level=1)
     d.add_paragraph("Houd voor de volgende opdrachten het volledige projectdossier ter beschikking:")
