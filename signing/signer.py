@@ -181,8 +181,9 @@ class DocumentSigner:
         check_signing_certificate(cert, SIGNING_DIGEST)
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+            shown_name = cert.subject.native.get("common_name") or cert.subject.human_friendly
             field_name, field_spec, stamp_text = self._field(writer, pdf, policy, field_name, visible, layout,
-                                                             cert.subject.native.get("common_name"))
+                                                             shown_name)
             metadata = signers.PdfSignatureMetadata(
                 field_name=field_name,
                 md_algorithm=SIGNING_DIGEST,
@@ -221,7 +222,7 @@ class DocumentSigner:
 
     def _field(
         self, writer: IncrementalPdfFileWriter, pdf: bytes, policy: SignaturePolicy, field_name: str, visible: bool,
-        layout: SignatureLayout | None, signer: str | None,
+        layout: SignatureLayout | None, signer: str,
     ) -> tuple[str, fields.SigFieldSpec | None, dict[str, str]]:
         """The field to sign (name, spec of a new field or None for an existing one, stamp text).
 
@@ -249,7 +250,8 @@ class DocumentSigner:
                        if approval not in empty]
         places = place_fields(pdf, layout, wanted)
         for place in places[1:]:
-            fields.append_signature_field(writer, fields.SigFieldSpec(place.field_name, on_page=place.page, box=place.box))
+            prepared = fields.SigFieldSpec(place.field_name, on_page=place.page, box=place.box)
+            fields.append_signature_field(writer, prepared)
         return field_name, fields.SigFieldSpec(field_name, on_page=places[0].page, box=places[0].box), text
 
     def _presign_context(self, policy: SignaturePolicy, signer: signers.Signer) -> ValidationContext | None:

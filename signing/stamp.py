@@ -147,11 +147,12 @@ class _StampGlyphs(GlyphAccumulator):
         for char in _ALWAYS_EMBEDDED:
             if ord(char) in cmap:
                 self._get_cid_and_width(self.tt.getGlyphID(cmap[ord(char)]))
-        key = frozenset(self._glyphs)
+        glyphs = frozenset(self._glyphs)
+        key = (stamp_font_path(), glyphs)
         with _SUBSETS_LOCK:
             program = _SUBSETS.get(key)
         if program is None:
-            program = _subset_program(key)
+            program = _subset_program(glyphs)
             with _SUBSETS_LOCK:
                 _SUBSETS[key] = program
                 while len(_SUBSETS) > _SUBSETS_KEPT:
@@ -185,13 +186,15 @@ def _embed_program(font: CIDFont, writer: BasePdfFileWriter, program: bytes) -> 
 
 
 _ALWAYS_EMBEDDED = "0123456789:-+ "
-_SUBSETS: dict[frozenset[int], bytes] = {}
+_SUBSETS: dict[tuple[Path, frozenset[int]], bytes] = {}
 _SUBSETS_KEPT = 64
 _SUBSETS_LOCK = threading.Lock()
 
 
 class _StampFontFactory(FontEngineFactory):
-    def create_font_engine(self, writer: BasePdfFileWriter, obj_stream=None) -> GlyphAccumulator:  # type: ignore[no-untyped-def]
+    def create_font_engine(  # type: ignore[no-untyped-def]
+        self, writer: BasePdfFileWriter, obj_stream=None
+    ) -> GlyphAccumulator:
         if obj_stream is None and writer.stream_xrefs:
             obj_stream = writer.prepare_object_stream()
         return _StampGlyphs(writer, obj_stream)
@@ -223,11 +226,10 @@ def stamp_style() -> TextStampStyle:
         return _STAMP_STYLE
 
 
-def text_params(signer: str | None, role_name: str) -> dict[str, str]:
-    params = {"role": printable(role_name)}
-    if signer is not None:
-        params["signer"] = printable(signer)
-    return params
+def text_params(signer: str, role_name: str) -> dict[str, str]:
+    """The stamp's signer and role, in characters the font has (pyHanko's own signer name would
+    be drawn as it is)."""
+    return {"signer": printable(signer), "role": printable(role_name)}
 
 
 def printable(value: str, characters: Iterable[int] | None = None) -> str:
