@@ -25,6 +25,7 @@ from signing.identities import IdentityStore
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from workflow.ledger import Ledger
+from workflow.registration_numbers import RegistrationNumbers
 from workflow.tracker import DOCUMENT_STORED, Tracker
 
 EXAMPLE_INPUT = "applicant.json"
@@ -89,7 +90,8 @@ def run_demo(out: Path, applicant: dict[str, Any], scenario: str = "positive", t
     broker = install_broker(settings)
     with ConverterPool(size=1, conversion_timeout=settings.conversion_timeout) as pool:
         signer = DocumentSigner(identities, timestamper_for(None, identities))
-        install_runtime(Runtime(store, Pipeline(store, pool, signer, tracker), pool))
+        numbers = RegistrationNumbers(store, first=settings.registration_number_first)
+        install_runtime(Runtime(store, Pipeline(store, pool, signer, tracker, numbers), pool))
         from workers.submit import submit_job
 
         worker = dramatiq.Worker(broker, worker_threads=1)

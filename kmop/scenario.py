@@ -492,7 +492,6 @@ class _Builder:
         service = self.services[0]
         firm = self.firm["audit_firm"]
         certificate: dict[str, Any] = {
-            "registration_number": f"DV.{'A' if service == 'advies' else 'O'}{int(self.start.strftime('%y%m%d')) % 1_000_000:06d}",
             "service": service, "themes": list(self.applicant["application"]["themes"]),
             "provider": self.provider_block(), "status": status, "valid_from": valid_from.isoformat(),
             "valid_until": registration_end(valid_from).isoformat(),

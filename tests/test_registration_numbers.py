@@ -6,6 +6,7 @@ own store client and allocator, as separate worker processes would have.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Callable
@@ -130,3 +131,19 @@ def test_the_next_free_number_is_found_in_logarithmically_many_requests(tmp_path
 
     assert issued == RegistrationNumber("opleiding", 1001)
     assert counting.heads <= 2 * 11 + 3  # 2 log2(1000) probes, the dossier's own record, the claim
+
+
+def test_two_applicants_of_the_same_day_are_registered_under_different_numbers(tmp_path: Path) -> None:
+    from kmop.demo import example_applicant, run_demo
+
+    first = example_applicant()
+    second = {**example_applicant(), "dossier_id": "DEMO-OTHER-0002"}
+    today = dt.date(2026, 11, 27)
+
+    numbers = [run_demo(tmp_path / "out", applicant, today=today).state["registration_number"]
+               for applicant in (first, second)]
+
+    assert numbers == ["DV.A000001", "DV.A000002"]
+    store = LocalFolderStore(tmp_path / "out" / "store")
+    holders = [RegistrationNumbers(store).holder(RegistrationNumber("advies", n)) for n in (1, 2)]
+    assert holders == [first["dossier_id"], "DEMO-OTHER-0002"]
