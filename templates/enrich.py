@@ -143,6 +143,7 @@ def tariff_context(computation: QuoteComputation) -> Context:
                 "label": line.label,
                 "quantity": _nl(line.quantity),
                 "unit_hours": _nl(line.unit_hours),
+                "calculation": _calculation(line.quantity, line.unit_hours),
                 "hours": _nl(line.hours),
                 "rate": str(line.rate),
                 "amount": str(line.amount),
@@ -419,6 +420,13 @@ def _renamed(exc: InvalidJob, fields: Mapping[str, str]) -> InvalidJob:
             field = fields[prefix] + field[len(prefix):]
             break
     return InvalidJob(field, exc.reason)
+
+
+def _calculation(quantity: Decimal, unit_hours: Decimal) -> str:
+    """``1 × 4 uur``; a reduction (a negative line of one unit) as ``− 3 uur``."""
+    if unit_hours < 0 and quantity == 1:
+        return f"− {_nl(-unit_hours)} uur"
+    return f"{_nl(quantity)} × {_nl(unit_hours)} uur"
 
 
 def _nl(value: Decimal) -> str:

@@ -447,7 +447,7 @@ def quote() -> Document:
         ("Vestigingen in het buitenland", "{{ structure.foreign_sites }}"),
         ("Structuurklasse", "{{ tariff.structure_class.id }}: {{ tariff.structure_class.label }}"),
     ])
-    d.add_paragraph("Ingeroepen vrijstellingen:")
+    d.add_paragraph("Ingeroepen vrijstellingen:").paragraph_format.keep_with_next = True
     _loop_table(d, ["Grond", "Bewijs", "Vrijgestelde vereisten"],
                 ["{{ e.label }}", "{{ e.reference }}", "{{ e.requirements }}"],
                 "e in norm.exemptions", empty="Geen vrijstellingen ingeroepen.", widths=[4.5, 7.0, 5.1])
@@ -458,7 +458,7 @@ def quote() -> Document:
         "{{ tariff.effective_from|dutch_date }})."
     )
     _loop_table(d, ["Onderdeel", "Grondslag in het tijdrooster", "Berekening", "Uren", "Bedrag"],
-                ["{{ line.component_label }}", "{{ line.basis }}", "{{ line.quantity }} × {{ line.unit_hours }} uur",
+                ["{{ line.component_label }}", "{{ line.basis }}", "{{ line.calculation }}",
                  "{{ line.hours }}", "{{ line.amount|euro }}"],
                 "line in tariff.lines", widths=[2.8, 7.0, 2.6, 1.6, 2.6], size=Pt(9))
     _table(d, [
