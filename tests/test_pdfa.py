@@ -210,6 +210,22 @@ def test_every_revision_of_every_signed_document_keeps_to_pdfa_2b(dossier: list[
         check_revisions(document)
 
 
+def test_the_sworn_statement_issued_for_an_eid_signature_keeps_to_pdfa_2b(dossier: list[SignedDocument]) -> None:
+    """The revision that adds the empty field the signer's eID software signs into."""
+    from kmop.signature_layout import signature_layout
+    from kmop.signing_requests import _with_empty_signature_field
+    from templates.catalog import get_kind
+
+    statement = next(document for document in dossier if document.kind == "sworn_statement")
+    issued = _with_empty_signature_field(statement.first_revision, "Handtekening-applicant-sworn_statement",
+                                         signature_layout(get_kind("sworn_statement")))
+    assert not fonts_not_embedded(issued)
+    reader = PdfReader(io.BytesIO(issued))
+    assert pdfaid(reader) == {"part": "2", "conformance": "B"}
+    assert output_intent_profile(reader) == output_intent_profile(PdfReader(io.BytesIO(statement.first_revision)))
+    assert len(check_annotations(reader, "issued")) == 1 and reader.trailer.get("/ID")
+
+
 ACCENTED = "Zoë Łódź-Nguyễn, Ærøskøbing Şerban Ţăndărei, François Müller-Đorđević"
 
 
