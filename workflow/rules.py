@@ -78,9 +78,11 @@ def _disclosure(data: dict[str, Any]) -> Disclosure | None:
     """The involvement the sworn statement declares, by the disclosure rule of the norm in effect
     on the application date; None when it declares none."""
     application = _get(data, "application")
+    declarations = _get(data, "declarations")
+    if False not in declarations.values():
+        return None  # every statement affirmed: nothing declared, whatever the norm's rule
     day = _date(data, "application.date")
     rule = load_norm(on=day, field="data.application.date").disclosure_rule
-    declarations = _get(data, "declarations")
     if declarations.get(rule.declaration, True) is not False:
         return None
     text = declarations.get(rule.text_field)
