@@ -8,14 +8,14 @@ signature block ends the document); the field goes right below the label's last 
 aligned with it, as wide as its column (the next label on the same line ends it, as on the
 quote, whose two signers sign side by side). Before a field is placed it is checked against
 every text box of its page and every annotation on it: a field that would cover text, another
-signature or leave the page is an error (``SignaturePlacementError``, naming the document kind,
+signature or leave the page, and a label that is not found, are errors (``SignaturePlacementError``, naming the document kind,
 the signer and the label), never a stamp drawn over the text.
 
 Text boxes come from PDFium (``pypdfium2``): a few milliseconds for the last page of a document.
 PDFium is not thread-safe; every call into it here holds one lock.
 
 Without a layout (a caller that signs a bare PDF: tests, the warm start's one-line document)
-the field goes in the lowest free space of the last page that holds it, with the same checks.
+the field goes in the lowest free space of the last page, with the same checks.
 """
 
 from __future__ import annotations
@@ -234,9 +234,9 @@ def _below_label(document: pdfium.PdfDocument, pages: dict[int, _Page], layout: 
     if found is None:
         raise fail("the label is not in the document")
     page, (start, end, anchor) = found
-    beside = [found for other in layout.blocks if other is not block
-              for found in [page.find(other.label)]
-              if found is not None and _vertical_overlap(found[2], anchor) > 0 and abs(found[2][0] - anchor[0]) >= 20]
+    beside = [where for other in layout.blocks if other is not block
+              for where in [page.find(other.label)]
+              if where is not None and _vertical_overlap(where[2], anchor) > 0 and abs(where[2][0] - anchor[0]) >= 20]
     # signers side by side: each label starts a column, and their stamps line up
     starts = sorted([anchor[0]] + [box[0] for _, _, box in beside])
     column_end = {left: next((x for x in starts if x > left), page.content_right + _COLUMN_GAP) for left in starts}
