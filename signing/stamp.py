@@ -18,7 +18,6 @@ import io
 import os
 import threading
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -114,7 +113,8 @@ class _StampGlyphs(GlyphAccumulator):
     prepared once per process, with the embedded subset made once per set of glyphs: the
     stamps of one signer differ only in the digits of their time, so every digit is always
     in the subset and the subset is kept per process. ``GlyphAccumulatorFactory`` would read
-    and parse the font file and subset it again for every signature (about 30 ms).
+    and parse the font file and subset it again for every signature (about 40 ms of CPU even
+    for the prepared font, against about 1.5 ms here).
 
     It sets up what pyHanko 0.38's accumulator keeps (``__init__`` is its own, with the
     shared font) and keeps its shaping and PDF objects: tests/test_pdfa.py checks what it
@@ -232,10 +232,10 @@ def text_params(signer: str, role_name: str) -> dict[str, str]:
     return {"signer": printable(signer), "role": printable(role_name)}
 
 
-def printable(value: str, characters: Iterable[int] | None = None) -> str:
+def printable(value: str) -> str:
     """``value`` in characters the stamp font has: composed (NFC), each missing one as its
     base letter or ``?``; line breaks and other control characters as spaces."""
-    known = _loaded_font().characters if characters is None else frozenset(characters)
+    known = _loaded_font().characters
     out = []
     for char in unicodedata.normalize("NFC", value):
         if unicodedata.category(char)[0] == "C":
