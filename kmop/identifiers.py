@@ -1,6 +1,6 @@
 """Belgian identifiers: enterprise numbers (KBO/BCE) and IBANs, check digits included.
 
-Sources are in ../shared/domain/NOTES.md section B: an enterprise number is 10 digits starting
+Sources are in docs/domain.md, section B: an enterprise number is 10 digits starting
 with 0 or 1 whose last two digits are 97 - (first eight mod 97); an IBAN passes ISO 7064 mod 97-10.
 """
 
