@@ -44,7 +44,7 @@ def refused(kind_name: str, data: dict[str, Any]) -> InvalidJob:
 
 
 def expected_outcome(data: dict[str, Any]) -> str:
-    """NOTES.md section D written out independently of the code under test: a requirement passes
+    """docs/domain.md, section D, written out independently of the code under test: a requirement passes
     when every indicator scores T or V on both axes; positive when all pass; conditional (initial
     audits only) when at most two fail and integrity (V5) is not among them; negative otherwise."""
     failed = {f["indicator_id"].split(".")[0] for f in data["findings"]
