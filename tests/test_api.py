@@ -54,6 +54,8 @@ from kmop.scenario import Fact, dossier_steps
 from signing.devpki import PASSPHRASE_ENV
 from storage.s3 import S3Store
 
+pytestmark = pytest.mark.slow  # starts the API and a worker
+
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_TOKEN = "service-" + "s" * 40
 AGENCY_TOKEN = "agency-" + "a" * 40

@@ -197,6 +197,7 @@ def test_two_threads_convert_at_once_on_a_pool_of_two(pool: ConverterPool, tmp_p
     ({"max_conversions": 2}, 3),  # replaced after its second document
     ({"max_memory_mb": 100}, 2),  # a LibreOffice that has converted holds well over 100 MB
 ], ids=["count", "memory"])
+@pytest.mark.slow
 def test_worn_instance_is_replaced_by_one_started_ahead(limit: dict[str, int], documents: int) -> None:
     with ConverterPool(size=1, **limit) as pool:
         first_group = pool.process_group_ids()
@@ -233,6 +234,7 @@ def test_instance_within_its_memory_limit_and_count_is_kept(pool: ConverterPool)
     assert pool.process_group_ids() == groups
 
 
+@pytest.mark.slow
 def test_killed_instances_are_replaced_before_the_next_conversion(pool: ConverterPool) -> None:
     killed = pool.process_group_ids()
     before = pool.stats()
@@ -249,6 +251,7 @@ def test_killed_instances_are_replaced_before_the_next_conversion(pool: Converte
     assert set(pool.process_group_ids()).isdisjoint(killed)
 
 
+@pytest.mark.slow
 def test_conversion_survives_its_instance_dying_while_it_waits(pool: ConverterPool) -> None:
     # Freeze every instance so the conversion is stuck on one of them, then kill them all.
     groups = pool.process_group_ids()
@@ -281,6 +284,7 @@ def test_conversion_survives_its_instance_dying_while_it_waits(pool: ConverterPo
     assert pool.stats().timeouts == before.timeouts
 
 
+@pytest.mark.slow
 def test_timeout_raises_and_the_pool_converts_again_afterwards(pool: ConverterPool, tmp_path: Path) -> None:
     before = pool.stats()
 
@@ -323,6 +327,7 @@ exec "{real}" "$@"
     return str(wrapper)
 
 
+@pytest.mark.slow
 def test_an_instance_whose_libreoffice_dies_while_starting_is_started_once_more(tmp_path: Path) -> None:
     with ConverterPool(size=1, start_timeout=60, soffice=_soffice_failing_first(tmp_path, 1)) as pool:
         (tmp_path / "out.pdf").write_bytes(pool.convert(make_docx("second start")))
@@ -342,6 +347,7 @@ def test_an_instance_that_dies_at_both_starts_fails_the_pool_start(tmp_path: Pat
     assert pool.process_group_ids() == []
 
 
+@pytest.mark.slow
 def test_close_while_a_replacement_starts_leaves_no_process_behind() -> None:
     pool = ConverterPool(size=1, max_conversions=1)
     pool.start()
@@ -354,6 +360,7 @@ def test_close_while_a_replacement_starts_leaves_no_process_behind() -> None:
     assert not work_dir.exists()
 
 
+@pytest.mark.slow
 def test_close_stops_every_process_and_removes_the_profiles() -> None:
     pool = ConverterPool(size=2)
     pool.start()
@@ -477,6 +484,7 @@ def pool_work_dir(process_group: int) -> Path:
     return profile.parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("killed", ["the worker process", "its whole process group"])
 def test_instances_die_with_a_worker_killed_by_sigkill(tmp_path: Path, killed: str) -> None:
     """A worker killed outright (SIGKILL, OOM killer), alone or with every process of its group

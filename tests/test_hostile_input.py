@@ -393,6 +393,7 @@ def deflate_bomb() -> bytes:
     return b"".join(compressor.compress(chunk) for _ in range(1000)) + compressor.flush()
 
 
+@pytest.mark.slow
 def test_signed_file_with_a_deflate_bomb_is_not_inflated(
     signer: DocumentSigner, deflate_bomb: bytes, pki_dir: Path, tmp_path: Path
 ) -> None:
@@ -456,6 +457,7 @@ def test_signature_with_one_hex_digit_changed_gets_a_verdict(signed_pdf: bytes, 
     assert not report.ok and report.signatures[0].problems
 
 
+@pytest.mark.slow
 def test_two_hundred_revisions_after_a_signature_are_refused(signed_pdf: bytes, pki_dir: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from pyhanko.pdf_utils import generic

@@ -448,6 +448,7 @@ def test_recent_history_after_events_vanished_from_the_store_builds_on_what_is_t
     assert Ledger(store).history("D-1") == [*recent, event]
 
 
+@pytest.mark.slow
 def test_the_ledger_works_on_without_redis(s3_store, caplog: pytest.LogCaptureFixture) -> None:
     import redis
 

@@ -30,7 +30,7 @@ from workflow.ledger import Ledger
 from workflow.tracker import DOCUMENT_STORED, Tracker
 
 REPO = Path(__file__).resolve().parent.parent
-FAR = dt.timedelta(days=365 * 50)  # reaches past 2060, when the test TSA's certificate expires
+FAR = dt.timedelta(days=365 * 50)  # reaches past the test TSA certificate's end (34 years after the run)
 
 
 def _stamps(pdf: bytes) -> int:
@@ -50,12 +50,13 @@ def renewed(certificate_lta: bytes, test_pki_identities, test_pki_signer: Docume
     return renew(certificate_lta, test_pki_identities, test_pki_signer.timestamper)
 
 
-def test_due_only_when_the_authority_certificate_expires_within_the_margin(certificate_lta: bytes) -> None:
+def test_due_only_when_the_authority_certificate_expires_within_the_margin(certificate_lta: bytes, test_pki) -> None:
+    expires = test_pki.cert("tsa").not_valid_after
     check = check_renewal(certificate_lta)
-    assert not check.due and "2060-01-01" in check.reason
-    assert check.authority_expires == dt.datetime(2060, 1, 1, tzinfo=dt.timezone.utc)
-    due = check_renewal(certificate_lta, dt.timedelta(days=365), now=dt.datetime(2059, 6, 1, tzinfo=dt.timezone.utc))
-    assert due.due and "expires on 2060-01-01, within 365 days" in due.reason
+    assert not check.due and expires.date().isoformat() in check.reason
+    assert check.authority_expires == expires
+    due = check_renewal(certificate_lta, dt.timedelta(days=365), now=expires - dt.timedelta(days=214))
+    assert due.due and f"expires on {expires.date().isoformat()}, within 365 days" in due.reason
 
 
 def test_renewed_document_validates_at_lta_level_with_the_network_cut(renewed: bytes, certificate_lta: bytes,
@@ -108,14 +109,14 @@ def _record(store: LocalFolderStore, dossier_id: str, kind: str, step: int, pdf:
 
 
 def test_not_due_is_left_alone_and_only_b_lta_kinds_are_walked(certificate_lta: bytes, blank_pdf_bytes: bytes,
-                                                               test_pki_identities, test_pki_signer,
+                                                               test_pki, test_pki_identities, test_pki_signer,
                                                                tmp_path: Path) -> None:
     store = LocalFolderStore(tmp_path / "store")
     document = _record(store, "D-1", "registration_certificate", 6, certificate_lta)
     _record(store, "D-1", "sworn_statement", 1, blank_pdf_bytes)
     assert list(recorded_lta_documents(store, Tracker(Ledger(store)))) == [document]
     [outcome] = Renewer(store, test_pki_identities, test_pki_signer.timestamper).run(iter([document]))
-    assert outcome.status == "not due" and "2060-01-01" in outcome.reason
+    assert outcome.status == "not due" and test_pki.cert("tsa").not_valid_after.date().isoformat() in outcome.reason
     assert renewal_chain(store, document.key) == []
 
 
