@@ -132,6 +132,7 @@ def _install_docs(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
         )
 
 

@@ -204,6 +204,7 @@ def test_docs_load_swagger_ui_from_this_server_not_a_cdn(app: FastAPI) -> None:
     for source in sources:
         assert call(app, "GET", source).status_code == 200, source
     assert "SwaggerUIBundle" in call(app, "GET", "/docs/assets/swagger-ui-bundle.js").text
+    assert '"validatorUrl": null' in page.text  # Swagger UI would fetch a badge from validator.swagger.io
 
 
 # --- every route: the token first ------------------------------------------------------------------
