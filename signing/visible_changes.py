@@ -19,9 +19,9 @@ on everything rendering depends on:
 What does not change what is shown passes: a DSS update, document timestamps and signatures in
 fields nobody can see (hidden, or an empty rectangle), and a signature put into a signature field
 that was already there, empty, in the signed revision: its appearance is drawn inside that
-field's rectangle, which must not change. An annotation counts as visible unless its flags hide
-it (Hidden, NoView) or its rectangle is empty; where it lies on the page is not judged (the
-structural check does not know where the page's own content is).
+field's rectangle, which must not change (nor the field's name and type). An annotation counts
+as visible unless its flags hide it (Hidden, NoView) or its rectangle is empty; where it lies on
+the page is not judged (the structural check does not know where the page's own content is).
 
 The comparison reads a bounded number of objects (``ComparisonTooLarge`` beyond that): a file
 too complex to compare is reported as not checked, never passed.
@@ -39,7 +39,7 @@ DEFAULT_OBJECT_LIMIT = 200_000
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 _NOT_COMPARED = frozenset({"/P", "/Parent"})  # back links: the page loop and the field walk compare those
 _CATALOG_IGNORED = frozenset({"/Type", "/Pages", "/AcroForm", "/DSS", "/Metadata", "/Extensions", "/Version"})
-_FILLED_SIGNATURE_KEYS = frozenset({"/AP", "/AS", "/V", "/P", "/Parent"})
+_SIGNED_WIDGET_KEEPS = ("/Rect", "/Subtype", "/FT", "/T")  # where it draws, and which field it is
 _HIDDEN, _NO_VIEW = 2, 32
 _PAGE_KEYS = {
     "/Contents": "page content (/Contents)",
@@ -206,8 +206,9 @@ class _Comparison:
 
     def _prepared_signature_filled(self, before: Any, after: Any) -> bool:
         """A signature widget that was empty in the signed revision and now holds a signature,
-        with nothing changed but its appearance and value (the rectangle, hence where the
-        appearance is drawn, stays)."""
+        in the same rectangle: a viewer maps the appearance onto the rectangle, so whatever the
+        signing software writes into the appearance (and its flags, border and colours) shows
+        inside the field the document prepared, nowhere else."""
         if _field_type(before) != "/Sig" or _field_type(after) != "/Sig":
             return False
         if _field_value(before) is not None:
@@ -215,9 +216,9 @@ class _Comparison:
         value = _field_value(after)
         if not isinstance(value, generic.DictionaryObject) or "/ByteRange" not in value:
             return False
-        keys = (set(before) | set(after)) - _FILLED_SIGNATURE_KEYS
-        return all(key in before and key in after and self.same(before.raw_get(key), after.raw_get(key))
-                   for key in keys)
+        return all((key in before) == (key in after)
+                   and (key not in before or self.same(before.raw_get(key), after.raw_get(key)))
+                   for key in _SIGNED_WIDGET_KEEPS)
 
     def _changed_keys(self, before: Any, after: Any) -> list[str]:
         keys = sorted((set(before) | set(after)) - _NOT_COMPARED)

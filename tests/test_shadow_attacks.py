@@ -142,6 +142,29 @@ def test_what_follows_a_signature_without_changing_what_is_shown_still_passes(
     assert verify_pdf(certificate, [test_pki.root]).signatures[0].level == "B-LTA"
 
 
+def test_a_signature_in_the_prepared_field_enlarged_over_the_page_is_reported(
+    signed: dict[str, bytes], test_pki, test_pki_signer: DocumentSigner
+) -> None:
+    """The acceptance goes into its prepared field, but the signing revision also stretches the
+    field over the whole page: its appearance is no longer confined to what was prepared."""
+    from pyhanko.pdf_utils import generic
+
+    field_name = "Handtekening-applicant-quote_acceptance"
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed["quote"]), strict=False)
+    widget_ref = next(f for f in writer.root["/AcroForm"]["/Fields"] if f.get_object().get("/T") == field_name)
+    widget_ref.get_object()[generic.NameObject("/Rect")] = generic.ArrayObject(
+        generic.NumberObject(v) for v in (0, 0, 595, 842))
+    writer.mark_update(widget_ref)
+    out = io.BytesIO()
+    signers.sign_pdf(writer, signers.PdfSignatureMetadata(field_name=field_name, subfilter=SigSeedSubFilter.PADES),
+                     signer=test_pki.signer("applicant"), timestamper=test_pki_signer.timestamper, output=out)
+    report = verify_pdf(out.getvalue(), [test_pki.root], online=True)
+    certification = report.signatures[0]
+    assert certification.indication == "TOTAL-FAILED" and not report.ok, render_text(report)
+    assert any(f"signed signature field '{field_name}' (widget) changed" in c and "/Rect" in c
+               for c in certification.visible_changes), certification.visible_changes
+
+
 def test_a_signature_the_policy_does_not_provide_for_is_reported_even_unseen(
     signed: dict[str, bytes], test_pki, test_pki_signer: DocumentSigner
 ) -> None:
