@@ -176,7 +176,7 @@ def render_text(report: FileReport) -> str:
             ("changes after", sig.changes_after_signing),
             ("type", sig.signature_type),
         ]
-        lines += [f"    {label + ':':<14}{value}" for label, value in details if value]
+        lines += [f"    {(label + ':').ljust(13)} {value}" for label, value in details if value]
         lines += [f"    - {problem}" for problem in sig.problems]
         if sig.visible_changes:
             lines.append("    changed after signing, on what is shown:")
