@@ -38,6 +38,8 @@ from tests.support.api import (
 )
 from tests.support.s3 import remove_bucket
 
+pytestmark = pytest.mark.slow  # starts the API and a worker
+
 MAX_UPLOAD = 2 * 1024 * 1024
 DOSSIER = "API-EID-1"
 

@@ -34,6 +34,8 @@ from workflow.ledger import Ledger
 from workflow.tracker import Tracker
 from testing.processes import RedisServer, TcpProxy, Worker, wait_for, worker_env
 
+pytestmark = pytest.mark.slow  # starts Redis servers and workers of its own
+
 CONVERTING_TICKS = 10  # 0.1 s of LibreOffice's CPU time (at 100 ticks a second) beyond its idle use
 FAST_REDELIVERY = {"KMOP_REDIS_HEARTBEAT_TIMEOUT_MS": "3000", "KMOP_REDIS_MAINTENANCE_CHANCE": "1000000"}
 

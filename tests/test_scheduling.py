@@ -18,6 +18,8 @@ from conversion.scheduling import normal_policy
 from testing.processes import Worker, worker_env
 from tests.support.documents import make_docx
 
+pytestmark = pytest.mark.slow  # starts workers and LibreOffice pools
+
 
 def _policies(pid: int) -> set[int]:
     """The scheduling policies of every thread of ``pid``."""

@@ -28,6 +28,8 @@ from workflow.steps import KNOWLEDGE_TEST_PASSED
 from workflow.tracker import Tracker
 from testing.processes import Worker, worker_env
 
+pytestmark = pytest.mark.slow  # starts a worker
+
 
 @pytest.fixture
 def worker(redis_url: str, namespace: str, s3_endpoint: str, s3_store, pki_dir: Path,
