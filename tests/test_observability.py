@@ -266,6 +266,8 @@ def test_invalid_job_fails_at_once_and_a_hostile_kind_gets_no_label_of_its_own()
 def test_converter_pool_counters_follow_its_stats() -> None:
     stats = iter([PoolStats(size=2, conversions=3, restarts=1, timeouts=0, crashes=1),
                   PoolStats(size=2, conversions=5, restarts=2, timeouts=1, crashes=1)])
+    # this process's pool as new (another test may have shown it counts already): counts from zero
+    observability.observe_pool(PoolStats(size=2, conversions=0, restarts=0, timeouts=0, crashes=0))
     before = {name: _sample(f"kmop_converter_{name}_total") for name in ("conversions", "restarts", "timeouts", "crashes")}
 
     StubWorker(FakePipeline(), pool_stats=lambda: next(stats)).run(_job("DOSSIER-P-1"), _job("DOSSIER-P-2"))
