@@ -57,7 +57,7 @@ _CATALOG_KEYS = {
 
 
 class ComparisonTooLarge(Exception):
-    """The revisions reach more objects than the comparison may read."""
+    """The revisions reach more objects, or nest them deeper, than the comparison may read."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ def visible_changes(reader: PdfFileReader, revision: int, limit: int = DEFAULT_O
     try:
         return _Comparison(reader.get_historical_resolver(revision), reader.get_historical_resolver(last),
                            limit).run()
-    except ComparisonTooLarge:
-        return [VisibleChange(None, f"the updates after signing reach more than {limit} objects: "
-                                    "what they change on the pages was not checked")]
+    except ComparisonTooLarge as exc:
+        return [VisibleChange(None, f"the updates after signing {exc}: what they change on the pages "
+                                    "was not checked")]
     except (RecursionError, Exception) as exc:  # noqa: BLE001 - hostile files: any failure is a finding
         return [VisibleChange(None, f"the updates after signing cannot be compared with the signed revision "
                                     f"({type(exc).__name__}): what they change on the pages was not checked")]
@@ -95,7 +95,7 @@ def visible_changes(reader: PdfFileReader, revision: int, limit: int = DEFAULT_O
 class _Comparison:
     def __init__(self, old: HistoricalResolver, new: HistoricalResolver, limit: int) -> None:
         self.old, self.new = old, new
-        self.left = limit
+        self.left = self.limit = limit
         self.pairs: dict[tuple[int, int, int, int], bool] = {}
         self.changes: list[VisibleChange] = []
 
@@ -118,7 +118,7 @@ class _Comparison:
     def spend(self) -> None:
         self.left -= 1
         if self.left < 0:
-            raise ComparisonTooLarge
+            raise ComparisonTooLarge(f"reach more than {self.limit} objects")
 
     # --- pages -------------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ class _Comparison:
         """Every page in order, with the attributes it inherits from the page tree."""
         self.spend()
         if depth > 64:
-            raise ComparisonTooLarge
+            raise ComparisonTooLarge("nest the page tree more than 64 levels deep")
         ref = node
         node = node.get_object() if isinstance(node, generic.IndirectObject) else node
         if not isinstance(node, generic.DictionaryObject):
@@ -287,7 +287,7 @@ class _Comparison:
         refer to included; page references count as equal (pages are compared one by one)."""
         self.spend()
         if depth > 100:
-            raise ComparisonTooLarge
+            raise ComparisonTooLarge("nest objects more than 100 levels deep")
         if isinstance(a, generic.IndirectObject) and isinstance(b, generic.IndirectObject):
             pair = (a.idnum, a.generation, b.idnum, b.generation)
             if pair in self.pairs:

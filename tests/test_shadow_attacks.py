@@ -214,3 +214,19 @@ def test_a_shadowed_upload_for_a_signing_request_is_refused_and_the_dossier_stay
         assert _dossier(s3_store, tracker) == before and requests.status(issued) == "issued"
     accepted = requests.accept(DOSSIER, issued.request_id, returned)
     assert accepted.result.created and requests.status(issued) == "accepted"
+
+
+def test_a_comparison_beyond_its_object_limit_is_a_finding_not_a_pass(signed: dict[str, bytes]) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signing.visible_changes import visible_changes
+
+    def changes(data: bytes, limit: int) -> list[str]:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        return [str(c) for c in visible_changes(reader, reader.embedded_regular_signatures[0].signed_revision, limit)]
+
+    assert changes(signed["sworn_statement"], 5) == []  # nothing after the signature: nothing to compare
+    assert changes(ATTACKS["content-hide"](signed["sworn_statement"]), 100_000) == [
+        "page 1: page content (/Contents) changed"]
+    assert changes(ATTACKS["content-hide"](signed["sworn_statement"]), 5) == [
+        "the updates after signing reach more than 5 objects: what they change on the pages was not checked"]
