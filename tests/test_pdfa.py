@@ -200,6 +200,7 @@ def dossier(request: pytest.FixtureRequest, converter_pool, identities) -> list[
     return signed_dossier("conditional", request.param == "long", converter_pool, identities)
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline
 def test_every_revision_of_every_signed_document_keeps_to_pdfa_2b(dossier: list[SignedDocument]) -> None:
     """Every kind, B-T and B-LTA, the certified quote with its empty acceptance field and the
     accepted one."""
@@ -210,6 +211,7 @@ def test_every_revision_of_every_signed_document_keeps_to_pdfa_2b(dossier: list[
         check_revisions(document)
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline
 def test_the_sworn_statement_issued_for_an_eid_signature_keeps_to_pdfa_2b(dossier: list[SignedDocument]) -> None:
     """The revision that adds the empty field the signer's eID software signs into."""
     from kmop.signature_layout import signature_layout

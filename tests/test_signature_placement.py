@@ -174,12 +174,14 @@ def test_every_kind_has_a_label_for_each_signature_it_carries() -> None:
                 assert any(text.startswith(block.label) for text in paragraphs), (name, block.label)
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline, or a dozen conversions
 def test_every_signature_is_below_its_label_and_covers_no_text(dossier: list[SignedDocument]) -> None:
     assert {document.kind for document in dossier} >= set(kind_names())
     for document in dossier:
         check_placement(document, expected_fields(document))
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline, or a dozen conversions
 def test_the_certified_quote_prepares_the_acceptance_below_the_applicant_s_label(
     dossier: list[SignedDocument],
 ) -> None:
@@ -192,6 +194,7 @@ def test_the_certified_quote_prepares_the_acceptance_below_the_applicant_s_label
     assert fields[acceptance].left > firm.right and abs(fields[acceptance].top - firm.top) < 1  # side by side
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline, or a dozen conversions
 def test_the_sworn_statement_issued_for_an_eid_signature_has_its_field_below_the_label(
     dossier: list[SignedDocument],
 ) -> None:
@@ -207,6 +210,7 @@ def pack_job() -> DocumentJob:
                 if isinstance(step, DocumentJob) and step.kind == "preparation_pack")
 
 
+@pytest.mark.slow  # whole dossiers through the pipeline, or a dozen conversions
 def test_the_block_crosses_a_page_break_with_the_lines_before_it(pack_job: DocumentJob, converter_pool,
                                                                  identities) -> None:
     """The preparation pack's list of known dossiers grows one row at a time: at the length
