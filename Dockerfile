@@ -17,6 +17,7 @@ COPY storage storage
 COPY conversion conversion
 COPY workflow workflow
 COPY api api
+COPY index index
 RUN python3 -m venv /opt/kmop && /opt/kmop/bin/pip install --no-cache-dir . \
  && useradd --create-home --uid 10001 kmop
 ENV PATH=/opt/kmop/bin:$PATH KMOP_UNO_PYTHON=/usr/bin/python3

@@ -14,6 +14,7 @@ from kmop.cli_ops import configured
 from kmop.cli_renewal import add_commands as add_renewal_commands
 from kmop.cli_signing import add_commands as add_signing_commands
 from kmop.errors import KmopError, StorageUnavailable
+from index.cli import add_commands as add_index_commands
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -225,18 +226,25 @@ def _record_fact(args: argparse.Namespace) -> int:
 def _deadlines(args: argparse.Namespace) -> int:
     import datetime as dt
 
+    from index.cli import deadlines_from_index
+    from kmop.settings import load_settings
     from workflow.deadlines import open_deadlines
 
     on = dt.date.fromisoformat(args.on) if args.on else dt.date.today()
+    settings = load_settings()
     store, tracker = configured()
-    found = [d for d in open_deadlines(tracker, store, on) if not args.overdue or d.status == "overdue"]
+    if settings.index_url:
+        found = deadlines_from_index(settings, store, tracker, on, "overdue" if args.overdue else None)
+    else:  # no index: every ledger is read
+        found = [{"dossier_id": d.dossier_id, "name": d.deadline.name, "opens": d.deadline.opens,
+                  "due": d.deadline.due, "status": d.status, "days_left": d.days_left,
+                  "description": d.deadline.description}
+                 for d in open_deadlines(tracker, store, on) if not args.overdue or d.status == "overdue"]
     if args.json:
-        print(json.dumps([{"dossier_id": d.dossier_id, "name": d.deadline.name, "opens": d.deadline.opens,
-                           "due": d.deadline.due, "status": d.status, "days_left": d.days_left,
-                           "description": d.deadline.description} for d in found], indent=2))
+        print(json.dumps(found, indent=2))
         return EXIT_OK
     for d in found:
-        print(f"{d.status:<9} {d.deadline.due}  {d.dossier_id:<20} {d.deadline.name} ({d.deadline.description})")
+        print(f"{d['status']:<9} {d['due']}  {d['dossier_id']:<20} {d['name']} ({d['description']})")
     if not found:
         print("no open deadlines")
     return EXIT_OK
@@ -246,7 +254,12 @@ def _health(args: argparse.Namespace) -> int:
     from kmop.observability import check_health
     from kmop.settings import load_settings
 
-    report = check_health(load_settings(), convert=args.convert, timeout=args.timeout)
+    settings = load_settings()
+    report = check_health(settings, convert=args.convert, timeout=args.timeout)
+    if settings.index_url:
+        from index.cli import health_check
+
+        report = type(report)([*report.checks, health_check(settings, args.timeout)])
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -320,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_commands(commands)
     add_renewal_commands(commands)
     add_signing_commands(commands)
+    add_index_commands(commands)
 
     health = commands.add_parser("health", help="check Redis, storage and the converter; exit 1 naming what is down")
     health.add_argument("--json", action="store_true")

@@ -157,6 +157,13 @@ CONVERTER_CRASHES = Counter("kmop_converter_crashes", "LibreOffice instances fou
 CONVERTER_POOL_SIZE = Gauge("kmop_converter_pool_size", "LibreOffice instances per pool, summed over "
                             "the live worker processes.", multiprocess_mode="livesum")
 
+INDEX_PROJECTIONS = Counter("kmop_index_projections", "Ledger events projected into the dossier index "
+                            "right after their append.")
+INDEX_PROJECTION_FAILURES = Counter("kmop_index_projection_failures", "Ledger events whose projection into "
+                                    "the dossier index failed (left to kmop index catch-up).")
+INDEX_LAG_EVENTS = Gauge("kmop_index_lag_events", "Ledger events not in the dossier index, as last "
+                         "measured (kmop index status, catch-up, health).", multiprocess_mode="mostrecent")
+
 _POOL_COUNTERS = {"conversions": CONVERTER_CONVERSIONS, "restarts": CONVERTER_RESTARTS,
                   "timeouts": CONVERTER_TIMEOUTS, "crashes": CONVERTER_CRASHES}
 _pool_seen: dict[int, dict[str, int]] = {}

@@ -41,6 +41,7 @@ class Settings:
     worker_scheduling: str  # "batch" or "normal" (see workers/scheduling.py)
     signature_policy: Path | None = None  # a deployment's own signing/policy.json (checked here)
     registration_number_first: int = 1  # where the registration numbers' sequence starts
+    index_url: str | None = None  # the dossier index's database (SQLAlchemy URL); None: no index
 
 
 def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -64,6 +65,15 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _index_url(env: Mapping[str, str], storage: str, local_dir: Path) -> str | None:
+    """``KMOP_INDEX_URL``; unset, a SQLite file in the local storage folder (the embedded default)
+    or none with S3 (the workers of a deployment share one database, which must be named); set
+    empty, no index."""
+    if "KMOP_INDEX_URL" in env:
+        return env["KMOP_INDEX_URL"] or None
+    return f"sqlite:///{local_dir.resolve() / 'index.sqlite'}" if storage == "local" else None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     identities = env.get("KMOP_IDENTITIES")
@@ -74,6 +84,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except PolicyFileError as exc:
             raise SettingsError(f"{POLICY_ENV}: {exc}") from None
     timeout = int_setting(env, "KMOP_CONVERSION_TIMEOUT", 60, 1, 3600)
+    storage = _choice(env, "KMOP_STORAGE", "s3", ("s3", "local"))
+    local_storage_dir = Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store")
     return Settings(
         broker=_choice(env, "KMOP_BROKER", "redis", ("redis", "stub")),
         redis_url=env.get("KMOP_REDIS_URL") or "redis://127.0.0.1:6379/0",
@@ -81,8 +93,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_heartbeat_timeout_ms=int_setting(env, "KMOP_REDIS_HEARTBEAT_TIMEOUT_MS", 15_000, 1_000, 600_000),
         redis_maintenance_chance=int_setting(env, "KMOP_REDIS_MAINTENANCE_CHANCE", 100_000, 1, 1_000_000),
         ledger_cache_seconds=int_setting(env, "KMOP_LEDGER_CACHE_SECONDS", 86_400, 0, 90 * 86_400),
-        storage=_choice(env, "KMOP_STORAGE", "s3", ("s3", "local")),
-        local_storage_dir=Path(env.get("KMOP_LOCAL_STORAGE_DIR") or "kmop-store"),
+        storage=storage,
+        local_storage_dir=local_storage_dir,
         s3_endpoint=env.get("KMOP_S3_ENDPOINT") or None,
         s3_bucket=env.get("KMOP_S3_BUCKET") or "kmop-documents",
         s3_region=env.get("KMOP_S3_REGION") or "us-east-1",
@@ -99,4 +111,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_scheduling=_choice(env, "KMOP_WORKER_SCHEDULING", "batch", ("batch", "normal")),
         signature_policy=signature_policy,
         registration_number_first=int_setting(env, "KMOP_REGISTRATION_NUMBER_FIRST", 1, 1, 999_999),
+        index_url=_index_url(env, storage, local_storage_dir),
     )

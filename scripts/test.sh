@@ -10,4 +10,10 @@
 #   scripts/test.sh                   everything, as CI runs it (about 15 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The dossier index's tests use PostgreSQL on 127.0.0.1:5432 (trust authentication, a database
+# `test`): start the packaged cluster when it is not running, and let local users in.
+if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ] && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_version="$(ls /etc/postgresql | sort -V | tail -1)"
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -37,11 +37,20 @@ def tracker_from_settings(settings: Settings, store: DocumentStore) -> Tracker:
     """The state tracker over ``store``; with Redis configured, appends are also serialised
     there and ledger events are shared there between processes (``workflow.event_cache``)."""
     if settings.broker != "redis":
-        return Tracker(Ledger(store))
+        return Tracker(_indexed(Ledger(store), settings))
     client = redis.Redis.from_url(settings.redis_url)
     shared_cache = None
     if settings.ledger_cache_seconds:
         shared_cache = RedisEventCache(client, settings.redis_namespace, store_scope(settings),
                                        settings.ledger_cache_seconds)
     lock = RedisDossierLock(client, settings.redis_namespace)
-    return Tracker(Ledger(store, lock=lock, shared_cache=shared_cache))
+    return Tracker(_indexed(Ledger(store, lock=lock, shared_cache=shared_cache), settings))
+
+
+def _indexed(ledger: Ledger, settings: Settings) -> Ledger:
+    """``ledger`` with each append projected into the dossier index, where one is configured."""
+    if settings.index_url:
+        from index.observer import attach
+
+        attach(ledger, settings.index_url)
+    return ledger

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from storage.base import DocumentStore
 from storage.keys import event_key, events_prefix
 
 from .event_cache import EventCache
+
+logger = logging.getLogger("kmop.ledger")
 
 GENESIS = "0" * 64
 _MAX_RACE_ATTEMPTS = 50
@@ -172,6 +175,20 @@ class Ledger:
         self._cached_dossiers = cached_dossiers
         self._cache: OrderedDict[str, _Seen] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._observers: list[Callable[[Event], None]] = []
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Call ``observer`` with each event an append creates or finds already recorded (a read
+        model kept beside the ledger). It runs after the event is stored; whatever it raises is
+        logged and swallowed, so an observer can never fail or undo an append."""
+        self._observers.append(observer)
+
+    def _notify(self, event: Event) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # noqa: BLE001 - the append stands whatever a read model does
+                logger.exception("ledger observer failed on %s event %d", event.dossier_id, event.sequence)
 
     def history(self, dossier_id: str) -> list[Event]:
         """Every event of the dossier in order; ``LedgerCorrupted`` if the chain is broken."""
@@ -299,9 +316,9 @@ class Ledger:
         for attempt in range(_MAX_RACE_ATTEMPTS):
             with self.lock(dossier_id):
                 history = known if attempt == 0 and known is not None else self.history(dossier_id)
-                for event in history:
-                    if event.idempotency_key == idempotency_key:
-                        return event, False
+                found = next((e for e in history if e.idempotency_key == idempotency_key), None)
+                if found is not None:
+                    break
                 body = self._body(dossier_id, history, type, idempotency_key, actor, payload)
                 try:
                     key, raw = event_key(dossier_id, body["sequence"]), _canonical(body)
@@ -313,8 +330,12 @@ class Ledger:
                 self.shared_cache.put_appended(dossier_id, (key, etag), raw)
             event = Event(**body)
             self._remember_appended(dossier_id, history, event, etag)
+            self._notify(event)
             return event, True
-        raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
+        else:
+            raise KmopError(f"dossier {dossier_id}: gave up appending after {_MAX_RACE_ATTEMPTS} lost races")
+        self._notify(found)
+        return found, False
 
     def _body(
         self,

@@ -106,8 +106,10 @@ class Tracker:
             state = current_state(history)
             after = self._decide(state, dossier_id, kind, role, data)
             documents = {**after.documents, kind: document["key"]}
+            named = parties(data)
             return {**document, "action": kind, "from": state.phase.value,
-                    "state": after.with_changes(documents=documents).to_dict()}
+                    "state": after.with_changes(documents=documents).to_dict(),
+                    **({"parties": named} if named else {})}
 
         return self.ledger.append(dossier_id, DOCUMENT_STORED, idempotency_key, role.value, payload, known)
 
@@ -136,6 +138,16 @@ class Tracker:
                 f"dossier {dossier_id}: {action} is made by {transition.role.value}, not by {role.value}"
             )
         return rules.apply(transition, state, data, self.today())
+
+
+def parties(data: dict[str, Any]) -> dict[str, str]:
+    """Who a document names (the provider's name and enterprise number, the audit firm), kept in
+    its ledger event so that the dossiers can be found by them without opening any document."""
+    provider = data.get("provider") if isinstance(data.get("provider"), dict) else {}
+    firm = data.get("audit_firm") if isinstance(data.get("audit_firm"), dict) else {}
+    named = {"provider_name": provider.get("name"), "enterprise_number": provider.get("enterprise_number"),
+             "audit_firm": firm.get("name")}
+    return {name: value for name, value in named.items() if isinstance(value, str) and value}
 
 
 def _refusal(dossier_id: str, state: DossierState, action: str) -> str:
