@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, tuple_, union
 
 from kmop.errors import InvalidJob
 
@@ -137,21 +137,36 @@ def worklist(connection: Connection, role: str, audit_firm: str | None = None, *
 
 def search(connection: Connection, term: str, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> Page:
     """Dossiers whose id, registration number or enterprise number is ``term``, or whose
-    provider's name starts with it (case-blind)."""
+    provider's name starts with it (case-blind).
+
+    Each way of matching is looked up in its own index and the matches merged (a union), so the
+    cost follows the matches, not the number of dossiers."""
     term = term.strip()
     if not term:
         raise InvalidJob("term", "is empty")
-    prefix = term.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    question = f"search:{term}"
+    after = _decode(question, cursor, 1)
+    folded = term.casefold()
     matches: list[ColumnElement[bool]] = [
         dossiers.c.dossier_id == term,
         dossiers.c.registration_number == term,
-        dossiers.c.provider_name_folded.like(prefix, escape="\\"),
+        and_(dossiers.c.provider_name_folded >= folded, dossiers.c.provider_name_folded < folded + "\U0010ffff"),
     ]
     digits = enterprise_digits(term)
     if digits is not None and len(digits) == 10:
         matches.append(dossiers.c.enterprise_number == digits)
-    query = select(*_DOSSIER_COLUMNS).where(or_(*matches))
-    return _page(connection, f"search:{term}", query, [dossiers.c.dossier_id], cursor, limit)
+    size = _limit(limit)
+    branches = []
+    for match in matches:
+        branch = select(*_DOSSIER_COLUMNS).where(match)
+        if after is not None:
+            branch = branch.where(dossiers.c.dossier_id > after[0])
+        branches.append(branch.order_by(dossiers.c.dossier_id).limit(size + 1).subquery().select())
+    merged = union(*branches).subquery()
+    rows = connection.execute(select(merged).order_by(merged.c.dossier_id).limit(size + 1)).mappings().all()
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page([dict(row) for row in rows], _encode(question, [rows[-1]["dossier_id"]]) if more and rows else None)
 
 
 def counts(connection: Connection, by: str) -> list[tuple[str | None, int]]:

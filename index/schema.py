@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
+FOLDED = String(256).with_variant(String(256, collation="C"), "postgresql")
 
 #: One row per ledger event: what happened, who did it, the document it stored.
 events = Table(
@@ -40,7 +41,9 @@ dossiers = Table(
     Column("audit_firm", String(256)),
     Column("enterprise_number", String(32)),
     Column("provider_name", String(256)),
-    Column("provider_name_folded", String(256)),  # lower case, for a case-blind prefix search
+    # lower case, for a case-blind prefix search; compared by code point on PostgreSQL too (a
+    # prefix is a range of strings only in a code-point order)
+    Column("provider_name_folded", FOLDED),
     Column("registration_number", String(32)),
     Column("valid_until", String(10)),
     Column("decision_date", String(10)),

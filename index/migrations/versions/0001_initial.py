@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("audit_firm", sa.String(256)),
         sa.Column("enterprise_number", sa.String(32)),
         sa.Column("provider_name", sa.String(256)),
-        sa.Column("provider_name_folded", sa.String(256)),
+        sa.Column("provider_name_folded", sa.String(256).with_variant(sa.String(256, collation="C"), "postgresql")),
         sa.Column("registration_number", sa.String(32)),
         sa.Column("valid_until", sa.String(10)),
         sa.Column("decision_date", sa.String(10)),

@@ -1,0 +1,224 @@
+"""Dossier index benchmark: how long each question of ``index.queries`` takes as the number of
+dossiers grows, on PostgreSQL and SQLite. Prints figures measured in one run on this machine.
+
+    python -m bench.index [--sizes 1000,10000,100000] [--repeat 60] [--databases postgresql,sqlite]
+
+Each size is seeded straight into a fresh database (not through the ledgers): dossiers in every
+phase and outcome, about a dozen events each, deadlines and ends of validity spread over five
+years, twenty audit firms. Every question is asked ``--repeat`` times with varied parameters
+(the first page, 50 rows); p50 and p95 are printed per size, with the ratio of the largest
+size's p95 to the smallest's: a question whose cost follows its answer, not the number of
+dossiers, stays near 1. PostgreSQL: 127.0.0.1:5432 (``KMOP_BENCH_PG_URL`` names another
+server's maintenance database), a database of its own created and dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, text
+
+from index import migrate, queries
+from index.database import dispose
+from index.schema import deadlines, dossiers, events
+
+BASE = dt.date(2027, 1, 1)
+FIRMS = [f"Auditkantoor {n:02d} BV" for n in range(20)]
+#: phase -> (weight, outcome, who acts next, deadline it carries)
+PHASES: dict[str, tuple[int, str | None, str | None, str | None]] = {
+    "awaiting_application": (5, None, "applicant", None),
+    "submitted": (6, None, "audit_firm", None),
+    "quoted": (5, None, "applicant", None),
+    "quote_accepted": (5, None, "audit_firm", None),
+    "prepared": (5, None, "auditor", None),
+    "visited": (5, None, "auditor", None),
+    "reported": (5, None, "commission", None),
+    "decided_positive": (3, "positive", "agency", "agency_certificate"),
+    "decided_conditional": (2, "conditional", "agency", "agency_certificate"),
+    "decided_negative": (3, "negative", "audit_firm", "additional_audit"),
+    "registered": (45, "positive", None, None),
+    "registered_conditional": (6, "conditional", "audit_firm", "follow_up_audit"),
+    "lapsed": (2, "negative", None, None),
+    "rejected": (3, "negative", None, None),
+}
+EVENTS_PER_DOSSIER = 12
+
+
+def _day(offset: int) -> str:
+    return (BASE + dt.timedelta(days=offset)).isoformat()
+
+
+def _rows(count: int, rng: random.Random) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+    names, weights = list(PHASES), [PHASES[p][0] for p in PHASES]
+    for n in range(count):
+        dossier_id = f"B-{n:07d}"
+        phase = rng.choices(names, weights)[0]
+        _, outcome, next_role, deadline = PHASES[phase]
+        opened = rng.randrange(-5 * 365, 0)
+        registered = phase in ("registered", "registered_conditional")
+        provider = f"{rng.choice(['Alfa', 'Beta', 'Gamma', 'Delta', 'Omega', 'Sigma'])} Advies {n} BV"
+        at = [f"{_day(opened + 7 * i)}T10:00:00.000+00:00" for i in range(EVENTS_PER_DOSSIER)]
+        row = {
+            "dossier_id": dossier_id, "phase": phase, "cycle": "initial", "outcome": outcome, "next_role": next_role,
+            "audit_firm": rng.choice(FIRMS) if phase not in ("awaiting_application", "submitted") else None,
+            "enterprise_number": f"0{rng.randrange(200_000_000, 999_999_999)}", "provider_name": provider,
+            "provider_name_folded": provider.casefold(),
+            "registration_number": f"DV.A{n:07d}" if registered else None,
+            "valid_until": _day(rng.randrange(0, 5 * 365)) if registered else None,
+            "decision_date": _day(opened + 70) if outcome else None,
+            "opened_at": at[0], "updated_at": at[-1], "last_seq": EVENTS_PER_DOSSIER, "last_hash": "f" * 64,
+        }
+        event_rows = [{"dossier_id": dossier_id, "seq": i + 1, "hash": f"{n:032x}{i:032x}", "kind": "document_stored",
+                       "action": "quote", "at": at[i], "actor": "audit_firm", "document_key": None,
+                       "document_sha256": None, "provider_name": provider if i == 1 else None,
+                       "enterprise_number": None, "audit_firm": None, "state": None}
+                      for i in range(EVENTS_PER_DOSSIER)]
+        deadline_rows = []
+        if deadline is not None:
+            due = rng.randrange(-60, 5 * 365)
+            opens = due - 180 if deadline == "follow_up_audit" else None
+            deadline_rows.append({"dossier_id": dossier_id, "name": deadline, "due": _day(due),
+                                  "opens": None if opens is None else _day(opens),
+                                  "opens_effective": _day(opens if opens is not None else due - 30),
+                                  "description": deadline.replace("_", " ")})
+        yield row, event_rows, deadline_rows
+
+
+def seed(engine: Engine, count: int, seed_value: int = 27) -> float:
+    started = time.perf_counter()
+    rng = random.Random(seed_value)
+    batch: dict[str, list[dict[str, Any]]] = {"d": [], "e": [], "l": []}
+
+    def flush(connection: Connection) -> None:
+        for key, table in (("d", dossiers), ("e", events), ("l", deadlines)):
+            if batch[key]:
+                connection.execute(table.insert(), batch[key])
+                batch[key] = []
+
+    with engine.begin() as connection:
+        for row, event_rows, deadline_rows in _rows(count, rng):
+            batch["d"].append(row)
+            batch["e"].extend(event_rows)
+            batch["l"].extend(deadline_rows)
+            if len(batch["e"]) >= 20_000:
+                flush(connection)
+        flush(connection)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+def questions(count: int, rng: random.Random) -> dict[str, Callable[[Connection], Any]]:
+    def on() -> dt.date:
+        return BASE + dt.timedelta(days=rng.randrange(0, 5 * 365))
+
+    def some(n_max: int) -> int:
+        return rng.randrange(0, n_max)
+
+    return {
+        "deadlines overdue": lambda c: queries.open_deadlines(c, on(), "overdue"),
+        "deadlines due": lambda c: queries.open_deadlines(c, on(), "due"),
+        "deadlines upcoming": lambda c: queries.open_deadlines(c, on(), "upcoming"),
+        "deadlines all": lambda c: queries.open_deadlines(c, on()),
+        "registrations ending (180 d)": lambda c: queries.expiring_registrations(c, on()),
+        "dossiers in phase": lambda c: queries.dossiers_in_phase(c, rng.choice(list(PHASES))),
+        "worklist per role": lambda c: queries.worklist(c, rng.choice(["applicant", "audit_firm", "auditor",
+                                                                        "commission", "agency"])),
+        "worklist per role and firm": lambda c: queries.worklist(c, "audit_firm", rng.choice(FIRMS)),
+        "search dossier id": lambda c: queries.search(c, f"B-{some(count):07d}"),
+        "search registration number": lambda c: queries.search(c, f"DV.A{some(count):07d}"),
+        "search enterprise number": lambda c: queries.search(c, f"0{rng.randrange(200_000_000, 999_999_999)}"),
+        "search name prefix": lambda c: queries.search(c, f"{rng.choice(['alfa', 'omega'])} advies {some(count)}"),
+        "counts per phase": lambda c: queries.counts(c, "phase"),
+        "counts per outcome": lambda c: queries.counts(c, "outcome"),
+        "counts per month": lambda c: queries.counts(c, "month"),
+    }
+
+
+def measure(engine: Engine, count: int, repeat: int) -> dict[str, tuple[float, float]]:
+    rng = random.Random(count)
+    found: dict[str, tuple[float, float]] = {}
+    with engine.connect() as connection:
+        for name, ask in questions(count, rng).items():
+            ask(connection)  # warm the plan and the cache
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                ask(connection)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            found[name] = (statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))])
+    return found
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="kmop-bench-index-") as folder:
+            url = f"sqlite:///{Path(folder) / 'index.sqlite'}"
+            yield url
+            dispose(url)
+        return
+    admin_url = os.environ.get("KMOP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"kmop_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        dispose(url)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=60)
+    parser.add_argument("--databases", default="postgresql,sqlite")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{platform.platform()}")
+    for kind in args.databases.split(","):
+        results: dict[int, dict[str, tuple[float, float]]] = {}
+        for size in sizes:
+            with database(kind) as url:
+                engine = migrate(url)
+                seconds = seed(engine, size)
+                print(f"{kind}: seeded {size} dossiers ({size * EVENTS_PER_DOSSIER} events) in {seconds:.1f} s",
+                      flush=True)
+                results[size] = measure(engine, size, args.repeat)
+        print(f"\n{kind}: milliseconds per question, p50 / p95 ({args.repeat} asks, first page of 50)")
+        header = "".join(f"{size:>20,}" for size in sizes)
+        print(f"{'question':<30}{header}{'p95 ratio':>12}")
+        for name in results[sizes[0]]:
+            cells = "".join(f"{results[s][name][0]:>10.2f} /{results[s][name][1]:>7.2f}" for s in sizes)
+            ratio = results[sizes[-1]][name][1] / max(results[sizes[0]][name][1], 1e-9)
+            print(f"{name:<30}{cells}{ratio:>12.1f}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
