@@ -56,6 +56,7 @@ def event_row(event: Event) -> dict[str, Any]:
         "enterprise_number": enterprise_digits(named.get("enterprise_number")),
         "audit_firm": named.get("audit_firm"),
         "state": None if state is None else json.dumps(state, sort_keys=True, ensure_ascii=False),
+        "idempotency_key": event.idempotency_key,
     }
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, tu
 from kmop.errors import InvalidJob
 
 from .projection import enterprise_digits
-from .schema import deadlines, dossiers
+from .schema import deadlines, dossiers, events
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -169,6 +169,18 @@ def search(connection: Connection, term: str, *, cursor: str | None = None, limi
     return Page([dict(row) for row in rows], _encode(question, [rows[-1]["dossier_id"]]) if more and rows else None)
 
 
+def recorded_keys(connection: Connection, dossier_ids: list[str]) -> dict[str, set[str]]:
+    """The idempotency keys recorded in each of these dossiers (the jobs that are done)."""
+    found: dict[str, set[str]] = {dossier_id: set() for dossier_id in dossier_ids}
+    unique = sorted(found)
+    for start in range(0, len(unique), 500):
+        rows = connection.execute(select(events.c.dossier_id, events.c.idempotency_key)
+                                  .where(events.c.dossier_id.in_(unique[start:start + 500])))
+        for dossier_id, key in rows:
+            found[dossier_id].add(key)
+    return found
+
+
 def counts(connection: Connection, by: str) -> list[tuple[str | None, int]]:
     """How many dossiers per phase, per outcome, or per month they were opened (``YYYY-MM``)."""
     keys = {"phase": dossiers.c.phase, "outcome": dossiers.c.outcome,
@@ -181,4 +193,4 @@ def counts(connection: Connection, by: str) -> list[tuple[str | None, int]]:
 
 
 __all__ = ["DEADLINE_STATUSES", "Page", "counts", "dossiers_in_phase", "expiring_registrations",
-           "open_deadlines", "search", "worklist"]
+           "open_deadlines", "recorded_keys", "search", "worklist"]

@@ -28,6 +28,7 @@ events = Table(
     Column("enterprise_number", String(32)),
     Column("audit_firm", String(256)),
     Column("state", Text),  # the state the event leads to (JSON), from which the dossier row follows
+    Column("idempotency_key", String(256)),  # the job (or fact) it records: whether a job is done
 )
 
 #: One row per dossier: its state as of its last projected event.
@@ -66,6 +67,7 @@ deadlines = Table(
 
 INDEXES = (
     Index("ix_events_at", events.c.at, events.c.dossier_id, events.c.seq),
+    Index("ix_events_key", events.c.dossier_id, events.c.idempotency_key),
     Index("ix_dossiers_phase", dossiers.c.phase, dossiers.c.dossier_id),
     Index("ix_dossiers_outcome", dossiers.c.outcome, dossiers.c.dossier_id),
     Index("ix_dossiers_next_role", dossiers.c.next_role, dossiers.c.dossier_id),

@@ -53,8 +53,9 @@ def stuck(args: argparse.Namespace) -> int:
     from workers.sweep import sweep
 
     store, tracker = configured()
+    recorded = _recorded_in_index(store, tracker)
     while True:
-        found = sweep(store, tracker, dt.timedelta(seconds=args.older_than))
+        found = sweep(store, tracker, dt.timedelta(seconds=args.older_than), recorded=recorded)
         for entry in found:
             record = entry.record
             request = (issued_request_id(store, record.dossier_id, record.idempotency_key)
@@ -71,6 +72,32 @@ def stuck(args: argparse.Namespace) -> int:
         if not args.every:
             return EXIT_OK
         time.sleep(args.every)
+
+
+def _recorded_in_index(store: Any, tracker: Any) -> Any:
+    """Where a job is recorded, as the dossier index says (``workers.sweep``); None without an
+    index, or when it cannot be reached (the sweep then reads the ledgers)."""
+    import sys
+
+    from kmop.settings import load_settings
+
+    settings = load_settings()
+    if not settings.index_url:
+        return None
+    from index.cli import index_engine
+    from index.queries import recorded_keys
+
+    try:
+        engine = index_engine(settings, store, tracker)
+    except Exception as exc:  # noqa: BLE001 - the sweep works without the index
+        print(f"index unavailable ({type(exc).__name__}: {exc}); reading the ledgers", file=sys.stderr)
+        return None
+
+    def recorded(dossier_ids: list[str]) -> dict[str, set[str]]:
+        with engine.connect() as connection:
+            return recorded_keys(connection, dossier_ids)
+
+    return recorded
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

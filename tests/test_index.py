@@ -260,3 +260,75 @@ def test_kmop_deadlines_reads_the_index_as_it_read_the_ledgers(
     assert main(["index", "status"]) == 0
     settings_like = type("S", (), {"index_url": index_url})()
     assert deadlines_from_index(settings_like, store, tracker, on, "overdue")
+
+
+class CountingTracker(Tracker):
+    """A tracker that counts the ledgers it reads."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__(tracker.ledger)
+        self.reads: list[str] = []
+
+    def history(self, dossier_id: str) -> list[Any]:
+        self.reads.append(dossier_id)
+        return super().history(dossier_id)
+
+
+def test_the_sweep_finds_done_jobs_in_the_index_without_reading_their_ledgers(
+        store: LocalFolderStore, index_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from index.queries import recorded_keys
+    from kmop.jobs import DocumentJob
+    from workers.outbox import record_job
+    from workers.sweep import sweep
+
+    engine = migrate(index_url)
+    tracker = indexed_tracker(store, index_url)
+    long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for n in range(3):
+        steps = steps_of(f"D-JOB{n}", "positive", f"Job {n} BV", "0403.170.701", n + 1)
+        for step in steps[:3]:
+            if isinstance(step, DocumentJob):
+                record_job(store, step, long_ago)
+            if n == 2 and step is steps[2]:
+                monkeypatch.setattr(index.observer, "project", lambda *a: (_ for _ in ()).throw(ConnectionError()))
+            record(tracker, step)
+        monkeypatch.undo()
+    lost = steps_of("D-JOB0", "positive", "Job 0 BV", "0403.170.701", 1)[3]
+    record_job(store, lost, long_ago)  # submitted, never recorded
+
+    def recorded(dossier_ids: list[str]) -> dict[str, set[str]]:
+        with engine.connect() as connection:
+            return recorded_keys(connection, dossier_ids)
+
+    counting = CountingTracker(tracker)
+    with_index = sweep(store, counting, dt.timedelta(seconds=60), recorded=recorded)
+    assert [(e.status, e.record.idempotency_key) for e in with_index] == [("stuck", lost.idempotency_key)]
+    # read: the dossier of the lost job, and the one whose last projection failed (the index is behind)
+    assert sorted(counting.reads) == ["D-JOB0", "D-JOB2"]
+    without = sweep(store, CountingTracker(tracker), dt.timedelta(seconds=60))
+    assert [(e.status, e.record.idempotency_key) for e in without] == [("stuck", lost.idempotency_key)]
+
+
+def test_an_index_at_the_first_schema_is_migrated_and_caught_up(store: LocalFolderStore, index_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from index.database import MIGRATIONS, connect
+
+    tracker = indexed_tracker(store, None)
+    for step in steps_of("D-OLD", "positive", "Oud BV", "0403.170.701", 1)[:3]:
+        record(tracker, step)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with connect(index_url).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text("INSERT INTO index_events (dossier_id, seq, hash, kind, at, actor) "
+                                "VALUES ('D-OLD', 1, 'h', 'k', 'at', 'applicant')"))
+    engine = migrate(index_url)  # events projected without their idempotency keys are dropped
+    assert rows(engine)["index_events"] == []
+    catch_up(engine, tracker.ledger, store)
+    with engine.connect() as connection:
+        keys = queries.recorded_keys(connection, ["D-OLD"])["D-OLD"]
+    assert keys == {event.idempotency_key for event in tracker.history("D-OLD")}

@@ -10,6 +10,7 @@ Resuming re-enqueues the job as it was submitted; the pipeline's idempotency mak
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from storage.base import DocumentStore
@@ -27,7 +28,11 @@ class SweepEntry:
 
 
 def sweep(store: DocumentStore, tracker: Tracker, older_than: dt.timedelta,
-          now: dt.datetime | None = None) -> list[SweepEntry]:
+          now: dt.datetime | None = None,
+          recorded: Callable[[list[str]], dict[str, set[str]]] | None = None) -> list[SweepEntry]:
+    """``recorded`` gives the idempotency keys recorded in each of the dossiers named (the
+    dossier index, ``index.queries.recorded_keys``): a job found there is done without reading
+    its dossier's ledger; one not found there is looked up in the ledger (an index may be behind)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     failures: dict[tuple[str, str], str] = {}
     for letter in list_dead_letters(store):
@@ -37,7 +42,11 @@ def sweep(store: DocumentStore, tracker: Tracker, older_than: dt.timedelta,
             f"{letter['error_type']}: {letter['reason']}")
     done: dict[str, set[str]] = {}
     found = []
-    for record in job_records(store):
+    records = job_records(store)
+    indexed = recorded(sorted({r.dossier_id for r in records})) if recorded is not None and records else {}
+    for record in records:
+        if record.idempotency_key in indexed.get(record.dossier_id, ()):
+            continue
         if record.dossier_id not in done:
             done[record.dossier_id] = {e.idempotency_key for e in tracker.history(record.dossier_id)}
         if record.idempotency_key in done[record.dossier_id]:
