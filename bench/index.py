@@ -2,6 +2,7 @@
 dossiers grows, on PostgreSQL and SQLite. Prints figures measured in one run on this machine.
 
     python -m bench.index [--sizes 1000,10000,100000] [--repeat 60] [--databases postgresql,sqlite]
+                          [--ledgers 1000]
 
 Each size is seeded straight into a fresh database (not through the ledgers): dossiers in every
 phase and outcome, about a dozen events each, deadlines and ends of validity spread over five
@@ -10,6 +11,13 @@ years, twenty audit firms. Every question is asked ``--repeat`` times with varie
 size's p95 to the smallest's: a question whose cost follows its answer, not the number of
 dossiers, stays near 1. PostgreSQL: 127.0.0.1:5432 (``KMOP_BENCH_PG_URL`` names another
 server's maintenance database), a database of its own created and dropped here.
+
+``--ledgers N`` (0: skipped) also makes N dossiers through the real tracker on moto's S3 server
+(started here, loopback), each a random number of steps into one of the three scenarios, and
+measures beside each other: today's ledger scan (``workflow.deadlines.open_deadlines``, every
+dossier's ledger read by a fresh process's ledger), a rebuild of the index from those ledgers
+on each database (with the time per 10,000 dossiers extrapolated, and labelled so), and the same
+question asked of the index.
 """
 
 from __future__ import annotations
@@ -191,11 +199,81 @@ def database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
+def ledger_comparison(count: int, kinds: list[str]) -> None:
+    """The ledger scan of today against the index, on ``count`` dossiers made through the tracker."""
+    import dataclasses
+
+    from index.projection import rebuild
+    from kmop.demo import example_applicant
+    from kmop.jobs import DocumentJob
+    from kmop.scenario import Fact, dossier_steps
+    from storage.s3 import S3Store
+    from testing.s3server import MotoServer
+    from workflow.deadlines import open_deadlines as scan
+    from workflow.ledger import Ledger
+    from workflow.tracker import Tracker
+
+    rng = random.Random(count)
+    scenarios = {name: dossier_steps(example_applicant(), name) for name in ("positive", "conditional", "negative")}
+    with MotoServer() as server:
+        store = S3Store.from_settings(endpoint_url=server.url, bucket=f"kmop-bench-{uuid.uuid4().hex[:8]}",
+                                      region="us-east-1", access_key="testing", secret_key="testing")
+        store.ensure_bucket()
+        tracker = Tracker(Ledger(store))
+        started = time.perf_counter()
+        events_made = 0
+        for n in range(count):
+            steps = scenarios[rng.choice(list(scenarios))]
+            for step in steps[: rng.randrange(1, len(steps) + 1)]:
+                step = dataclasses.replace(step, dossier_id=f"L-{n:06d}")
+                if isinstance(step, Fact):
+                    tracker.record_fact(step.dossier_id, step.name, step.role, step.data, step.idempotency_key)
+                else:
+                    assert isinstance(step, DocumentJob)
+                    data = step.data
+                    if step.kind == "registration_certificate":
+                        data = {**data, "registration_number": f"DV.A{n + 1:06d}"}
+                    tracker.record_document(step.dossier_id, step.kind, step.role, data, step.idempotency_key,
+                                            {"kind": step.kind, "step": step.document_kind.step, "key": f"k/{n}",
+                                             "sha256": "0" * 64, "size": 1})
+                events_made += 1
+        print(f"\nledgers: {count} dossiers, {events_made} events made through the tracker on moto's S3 "
+              f"server (loopback) in {time.perf_counter() - started:.0f} s", flush=True)
+        on = dt.date.today()
+        started = time.perf_counter()
+        found = scan(Tracker(Ledger(store, cached_dossiers=0)), store, on)
+        scanned = time.perf_counter() - started
+        print(f"ledger scan (kmop deadlines without the index): {scanned * 1000:.0f} ms for {count} dossiers, "
+              f"{scanned * 1000 / count:.1f} ms a dossier; {len(found)} open deadlines")
+        for kind in kinds:
+            with database(kind) as url:
+                engine = migrate(url)
+                started = time.perf_counter()
+                rebuild(engine, Ledger(store, cached_dossiers=0), store)
+                rebuilt = time.perf_counter() - started
+                with engine.connect() as connection:
+                    started = time.perf_counter()
+                    pages = 0
+                    cursor = None
+                    while True:
+                        page = queries.open_deadlines(connection, on, cursor=cursor, limit=500)
+                        pages += 1
+                        if page.cursor is None:
+                            break
+                        cursor = page.cursor
+                    asked = time.perf_counter() - started
+            print(f"{kind}: rebuild from the ledgers {rebuilt:.1f} s for {count} dossiers "
+                  f"(extrapolated: {rebuilt * 10_000 / count:.0f} s per 10,000); the same deadlines from the "
+                  f"index {asked * 1000:.1f} ms ({pages} page(s) of 500)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=60)
     parser.add_argument("--databases", default="postgresql,sqlite")
+    parser.add_argument("--ledgers", type=int, default=1000, help="dossiers made through the tracker on "
+                        "loopback S3 for the ledger scan and the rebuild (0: skip)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -217,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = results[sizes[-1]][name][1] / max(results[sizes[0]][name][1], 1e-9)
             print(f"{name:<30}{cells}{ratio:>12.1f}")
         print()
+    if args.ledgers:
+        ledger_comparison(args.ledgers, args.databases.split(","))
     return 0
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ from .schema import deadlines, dossiers, events
 
 _EVENT_KEY = re.compile(r"^dossiers/([^/]+)/events/(\d{8})\.json$")
 PARTIES = ("provider_name", "enterprise_number", "audit_firm")
+#: Ledgers a rebuild reads side by side.
+READERS = 8
 
 
 def _insert(connection: Connection, table: Any) -> Any:
@@ -197,10 +200,12 @@ def rebuild(engine: Engine, ledger: Ledger, store: DocumentStore) -> int:
     with engine.begin() as connection:
         for table in (deadlines, dossiers, events):
             connection.execute(delete(table))
-    heads = ledger_heads(store)
-    for dossier_id in sorted(heads):
-        with engine.begin() as connection:
-            project_events(connection, dossier_id, ledger.history(dossier_id))
+    heads = sorted(ledger_heads(store))
+    # Ledgers are read a few at a time (each read waits on the store); projected one by one.
+    with ThreadPoolExecutor(READERS, thread_name_prefix="index-rebuild") as readers:
+        for dossier_id, history in zip(heads, readers.map(ledger.history, heads)):
+            with engine.begin() as connection:
+                project_events(connection, dossier_id, history)
     from kmop.observability import INDEX_LAG_EVENTS
 
     INDEX_LAG_EVENTS.set(0)
