@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from workflow.ledger import Event, Ledger
 
@@ -21,6 +23,11 @@ from .projection import catch_up_dossier, project
 
 logger = logging.getLogger("kmop.index")
 
+#: Seconds the observer leaves the database alone after it could not be reached: each append
+#: would otherwise wait for a connection attempt (up to ``database.CONNECT_TIMEOUT``) while it
+#: is down. What is not projected meanwhile is caught up later, like any missed projection.
+RETRY_AFTER = 30.0
+
 
 class IndexObserver:
     def __init__(self, url: str, ledger: Ledger) -> None:
@@ -28,6 +35,7 @@ class IndexObserver:
         self.ledger = ledger
         self._migrated = False
         self._lock = threading.Lock()
+        self._unreachable_until = 0.0
 
     def engine(self) -> Engine:
         """The index's engine, its schema brought up to date on first use (the database may be
@@ -42,12 +50,21 @@ class IndexObserver:
     def __call__(self, event: Event) -> None:
         from kmop.observability import INDEX_PROJECTION_FAILURES, INDEX_PROJECTIONS
 
+        if time.monotonic() < self._unreachable_until:
+            INDEX_PROJECTION_FAILURES.inc()
+            return
         try:
             engine = self.engine()
             gap = project(engine, event)
             if gap:
                 catch_up_dossier(engine, self.ledger, event.dossier_id)
             INDEX_PROJECTIONS.inc()
+        except OperationalError as exc:  # the database down or unreachable
+            self._unreachable_until = time.monotonic() + RETRY_AFTER
+            INDEX_PROJECTION_FAILURES.inc()
+            logger.warning("index: database unreachable (%s); event %d of dossier %s and those of the next "
+                           "%g s are left to kmop index catch-up", exc.orig or exc, event.sequence,
+                           event.dossier_id, RETRY_AFTER)
         except Exception as exc:  # noqa: BLE001 - the index must never fail the pipeline
             INDEX_PROJECTION_FAILURES.inc()
             logger.warning("index: event %d of dossier %s not projected (%s: %s); "

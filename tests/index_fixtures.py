@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +48,68 @@ def pg_user() -> str:
 
 def pg_url(database: str, port: int = PG_PORT) -> str:
     return f"postgresql+psycopg://{pg_user()}@{PG_HOST}:{port}/{database}"
+
+
+class TcpRelay:
+    """A loopback TCP relay to PostgreSQL that can be cut and restored on the same port: the
+    database going away mid-run, and coming back, without stopping the server others use."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> TcpRelay:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (Linux)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._sockets = []
 
 
 def _admin(sql: str) -> None:
@@ -132,4 +196,4 @@ def rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             for table in (events, dossiers, deadlines)}
 
 
-__all__ = ["indexed_tracker", "migrate", "pg_database", "index_url", "record", "rows", "steps_of"]
+__all__ = ["TcpRelay", "indexed_tracker", "migrate", "pg_database", "index_url", "record", "rows", "steps_of"]

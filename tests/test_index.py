@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 import index.observer
 from index import migrate, queries
 from index.cli import deadlines_from_index
+from index.database import dispose
 from index.projection import catch_up, lag, project, rebuild
 from kmop.errors import InvalidJob
 from kmop.observability import INDEX_PROJECTION_FAILURES
@@ -21,7 +22,8 @@ from storage.local import LocalFolderStore
 from workflow.deadlines import open_deadlines
 from workflow.tracker import Tracker
 
-from .index_fixtures import index_url, indexed_tracker, pg_database, pg_url, record, rows, steps_of
+from .index_fixtures import (PG_HOST, PG_PORT, TcpRelay, index_url, indexed_tracker, pg_database, pg_url, record,
+                             rows, steps_of)
 
 __all__ = ["index_url", "pg_database"]  # fixtures
 
@@ -200,21 +202,55 @@ def test_the_next_event_of_a_dossier_catches_it_up(
 
 
 def test_postgresql_unreachable_the_appends_go_on_and_catch_up_fills_the_index(
-        store: LocalFolderStore, pg_database: str) -> None:
+        store: LocalFolderStore, pg_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     unreachable = pg_url(pg_database.rsplit("/", 1)[1], port=1)  # nothing listens there
+    attempts = []
+    real_migrate = index.observer.migrate
+    monkeypatch.setattr(index.observer, "migrate", lambda url: attempts.append(url) or real_migrate(url))
     tracker = indexed_tracker(store, unreachable)
     failures = INDEX_PROJECTION_FAILURES._value.get()
     steps = steps_of("D-DOWN", "conditional", "Theta BV", "0403.170.701", 1)
     for step in _upto(steps, "commission_decision"):
         record(tracker, step)
     assert tracker.state("D-DOWN").phase.value == "decided_conditional"
-    assert INDEX_PROJECTION_FAILURES._value.get() > failures
+    appended = len(tracker.history("D-DOWN"))
+    assert INDEX_PROJECTION_FAILURES._value.get() == failures + appended
+    assert len(attempts) == 1  # the appends after the first did not wait for the database again
     engine = migrate(pg_database)
     assert lag(engine, store).events == len(tracker.history("D-DOWN"))
     catch_up(engine, tracker.ledger, store)
     assert lag(engine, store).current
     with engine.connect() as c:
         assert _ids(_all(queries.dossiers_in_phase, c, "decided_conditional")) == ["D-DOWN"]
+
+
+def test_postgresql_gone_mid_run_the_appends_go_on_and_catch_up_fills_the_index(
+        store: LocalFolderStore, pg_database: str) -> None:
+    relay = TcpRelay((PG_HOST, PG_PORT)).start()
+    url = pg_url(pg_database.rsplit("/", 1)[1], port=relay.port)
+    tracker = indexed_tracker(store, url)
+    steps = steps_of("D-MID", "negative", "Lambda BV", "0403.170.701", 1)
+    for step in steps[:4]:
+        record(tracker, step)
+    engine = migrate(pg_database)
+    assert lag(engine, store).current
+    relay.cut()  # PostgreSQL goes away mid-run
+    failures = INDEX_PROJECTION_FAILURES._value.get()
+    for step in _upto(steps, "commission_decision")[4:]:
+        record(tracker, step)
+    assert tracker.state("D-MID").phase.value == "decided_negative"  # the appends went on
+    assert INDEX_PROJECTION_FAILURES._value.get() > failures
+    assert lag(engine, store).events == len(tracker.history("D-MID")) - 4
+    relay.start()  # back, on the same port
+    try:
+        catch_up(migrate(url), tracker.ledger, store)
+        assert lag(engine, store).current
+        caught_up = rows(engine)
+        rebuild(engine, tracker.ledger, store)
+        assert caught_up == rows(engine)
+    finally:
+        relay.cut()
+        dispose(url)
 
 
 def test_the_index_on_the_s3_store(s3_store: DocumentStore, index_url: str) -> None:
