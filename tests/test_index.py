@@ -368,3 +368,15 @@ def test_an_index_at_the_first_schema_is_migrated_and_caught_up(store: LocalFold
     with engine.connect() as connection:
         keys = queries.recorded_keys(connection, ["D-OLD"])["D-OLD"]
     assert keys == {event.idempotency_key for event in tracker.history("D-OLD")}
+
+
+def test_the_migrations_make_the_schema_the_code_declares(index_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from index.schema import metadata
+
+    engine = migrate(index_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
