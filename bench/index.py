@@ -2,7 +2,7 @@
 dossiers grows, on PostgreSQL and SQLite. Prints figures measured in one run on this machine.
 
     python -m bench.index [--sizes 1000,10000,100000] [--repeat 60] [--databases postgresql,sqlite]
-                          [--ledgers 1000]
+                          [--ledgers 1000] [--appends 300]
 
 Each size is seeded straight into a fresh database (not through the ledgers): dossiers in every
 phase and outcome, about a dozen events each, deadlines and ends of validity spread over five
@@ -18,6 +18,10 @@ measures beside each other: today's ledger scan (``workflow.deadlines.open_deadl
 dossier's ledger read by a fresh process's ledger), a rebuild of the index from those ledgers
 on each database (with the time per 10,000 dossiers extrapolated, and labelled so), and the same
 question asked of the index.
+
+``--appends N`` (0: skipped) times N appends through the tracker on a local folder with the
+index off and on (each database), in alternating rounds, and prints the wall and CPU time each
+append gains from its projection: what the index adds to each document of the pipeline.
 """
 
 from __future__ import annotations
@@ -267,6 +271,69 @@ def ledger_comparison(count: int, kinds: list[str]) -> None:
                   f"index {asked * 1000:.1f} ms ({pages} page(s) of 500)")
 
 
+def _append_round(count: int, url: str | None, round_id: str) -> tuple[float, float]:
+    """Seconds of wall and of this process's CPU for ``count`` appends (whole dossiers)."""
+    import dataclasses
+
+    from index.observer import attach
+    from kmop.demo import example_applicant
+    from kmop.jobs import DocumentJob
+    from kmop.scenario import Fact, dossier_steps
+    from storage.local import LocalFolderStore
+    from workflow.ledger import Ledger
+    from workflow.tracker import Tracker
+
+    steps = _steps_cache or _steps_cache.extend(dossier_steps(example_applicant(), "positive")) or _steps_cache
+    with tempfile.TemporaryDirectory(prefix="kmop-bench-appends-") as folder:
+        ledger = Ledger(LocalFolderStore(Path(folder)))
+        attach(ledger, url)
+        tracker = Tracker(ledger)
+        made = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        n = 0
+        while made < count:
+            for step in steps:
+                if made == count:
+                    break
+                step = dataclasses.replace(step, dossier_id=f"A-{round_id}-{n:05d}")
+                if isinstance(step, Fact):
+                    tracker.record_fact(step.dossier_id, step.name, step.role, step.data, step.idempotency_key)
+                else:
+                    assert isinstance(step, DocumentJob)
+                    data = step.data
+                    if step.kind == "registration_certificate":
+                        data = {**data, "registration_number": f"DV.A{n + 1:06d}"}
+                    tracker.record_document(step.dossier_id, step.kind, step.role, data, step.idempotency_key,
+                                            {"kind": step.kind, "step": step.document_kind.step, "key": f"k/{n}",
+                                             "sha256": "0" * 64, "size": 1})
+                made += 1
+            n += 1
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+_steps_cache: list[Any] = []
+
+
+def append_overhead(count: int, kinds: list[str], rounds: int = 3) -> None:
+    """What a projection adds to each append: rounds of the index off and on, alternating."""
+    print(f"\nappends: {count} a round through the tracker on a local folder, {rounds} rounds each, alternating")
+    for kind in kinds:
+        with database(kind) as url:
+            migrate(url)
+            _append_round(20, url, "warm")
+            off: list[tuple[float, float]] = []
+            on: list[tuple[float, float]] = []
+            for r in range(rounds):
+                off.append(_append_round(count, None, f"off{r}"))
+                on.append(_append_round(count, url, f"on{r}"))
+            per = [((b[0] - a[0]) * 1000 / count, (b[1] - a[1]) * 1000 / count) for a, b in zip(off, on)]
+            base = statistics.median(a[0] * 1000 / count for a in off)
+            print(f"{kind}: an append takes {base:.1f} ms without the index; the projection adds "
+                  f"{statistics.median(p[0] for p in per):.1f} ms wall, {statistics.median(p[1] for p in per):.1f} ms "
+                  f"of this process's CPU (medians of {rounds} pairs: "
+                  f"{', '.join(f'{p[0]:.1f}' for p in per)} ms wall)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -274,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="postgresql,sqlite")
     parser.add_argument("--ledgers", type=int, default=1000, help="dossiers made through the tracker on "
                         "loopback S3 for the ledger scan and the rebuild (0: skip)")
+    parser.add_argument("--appends", type=int, default=300, help="appends a round for the overhead of the "
+                        "projection (0: skip)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -297,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if args.ledgers:
         ledger_comparison(args.ledgers, args.databases.split(","))
+    if args.appends:
+        append_overhead(args.appends, args.databases.split(","))
     return 0
 
 

@@ -62,7 +62,10 @@ def _create(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT})
+    # A commit need not wait for the disk: the index is rebuilt from the ledgers, and a projection
+    # a crash of the database loses leaves its dossier behind, which catch-up finds.
+    return create_engine(url, pool_pre_ping=True, connect_args={
+        "connect_timeout": CONNECT_TIMEOUT, "options": "-c synchronous_commit=off"})
 
 
 def dispose(url: str) -> None:

@@ -79,20 +79,21 @@ def project_events(connection: Connection, dossier_id: str, batch: Iterable[Even
     # the events read below include every event a concurrent projection committed.
     connection.execute(select(dossiers.c.last_seq).where(dossiers.c.dossier_id == dossier_id).with_for_update())
     projected = connection.execute(
-        select(events.c.seq, events.c.hash, events.c.at, events.c.state,
-               *(events.c[name] for name in PARTIES))
+        select(events.c.seq, events.c.hash, events.c.at, *(events.c[name] for name in PARTIES))
         .where(events.c.dossier_id == dossier_id).order_by(events.c.seq)).all()
     if not projected:
         return 0
-    _write_dossier(connection, dossier_id, projected)
+    state = connection.execute(
+        select(events.c.state).where(events.c.dossier_id == dossier_id, events.c.state.is_not(None))
+        .order_by(events.c.seq.desc()).limit(1)).scalar()
+    _write_dossier(connection, dossier_id, projected, state)
     return projected[-1].seq - len(projected)
 
 
-def _write_dossier(connection: Connection, dossier_id: str, projected: list[Any]) -> None:
+def _write_dossier(connection: Connection, dossier_id: str, projected: list[Any], raw_state: str | None) -> None:
     last = projected[-1]
-    with_state = next((row for row in reversed(projected) if row.state is not None), None)
-    state = DossierState() if with_state is None else DossierState.from_dict(json.loads(with_state.state))
-    named = {name: next((row[i + 4] for row in reversed(projected) if row[i + 4] is not None), None)
+    state = DossierState() if raw_state is None else DossierState.from_dict(json.loads(raw_state))
+    named = {name: next((row[i + 3] for row in reversed(projected) if row[i + 3] is not None), None)
              for i, name in enumerate(PARTIES)}
     following = expected_next(state)
     row = {
