@@ -10,6 +10,7 @@ only, never on the order they came in, so an index caught up after gaps equals o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.base import DocumentStore
@@ -34,9 +35,28 @@ PARTIES = ("provider_name", "enterprise_number", "audit_firm")
 READERS = 8
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+# The statements of a projection, built once per database kind and run with parameters: a
+# statement built anew for each event costs more of the worker's CPU than the database's work.
+
+@functools.cache
+def _statements(dialect_name: str) -> dict[str, Any]:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    upsert = dialect.insert(dossiers)
+    dossier_id = bindparam("dossier_id")
+    return {
+        "event": dialect.insert(events).on_conflict_do_nothing(index_elements=["dossier_id", "seq"]),
+        "lock": select(dossiers.c.last_seq).where(dossiers.c.dossier_id == dossier_id).with_for_update(),
+        "projected": select(events.c.seq, events.c.hash, events.c.at, *(events.c[name] for name in PARTIES))
+        .where(events.c.dossier_id == dossier_id).order_by(events.c.seq),
+        "state": select(events.c.state).where(events.c.dossier_id == dossier_id, events.c.state.is_not(None))
+        .order_by(events.c.seq.desc()).limit(1),
+        "dossier": upsert.on_conflict_do_update(
+            index_elements=["dossier_id"],
+            set_={column.name: upsert.excluded[column.name] for column in dossiers.c if column.name != "dossier_id"},
+            where=dossiers.c.last_seq <= upsert.excluded.last_seq),
+        "clear_deadlines": delete(deadlines).where(deadlines.c.dossier_id == dossier_id),
+        "deadline": deadlines.insert(),
+    }
 
 
 def enterprise_digits(number: str | None) -> str | None:
@@ -71,26 +91,24 @@ def project(engine: Engine, event: Event) -> int:
 
 def project_events(connection: Connection, dossier_id: str, batch: Iterable[Event]) -> int:
     """Project events of one dossier in the caller's transaction; returns the dossier's gap."""
+    statements = _statements(connection.dialect.name)
     rows = [event_row(event) for event in batch]
     if rows:
-        connection.execute(_insert(connection, events).values(rows).on_conflict_do_nothing(
-            index_elements=["dossier_id", "seq"]))
+        connection.execute(statements["event"], rows)
+    key = {"dossier_id": dossier_id}
     # One projection of a dossier at a time (PostgreSQL; SQLite has one writer anyway), so that
     # the events read below include every event a concurrent projection committed.
-    connection.execute(select(dossiers.c.last_seq).where(dossiers.c.dossier_id == dossier_id).with_for_update())
-    projected = connection.execute(
-        select(events.c.seq, events.c.hash, events.c.at, *(events.c[name] for name in PARTIES))
-        .where(events.c.dossier_id == dossier_id).order_by(events.c.seq)).all()
+    connection.execute(statements["lock"], key)
+    projected = connection.execute(statements["projected"], key).all()
     if not projected:
         return 0
-    state = connection.execute(
-        select(events.c.state).where(events.c.dossier_id == dossier_id, events.c.state.is_not(None))
-        .order_by(events.c.seq.desc()).limit(1)).scalar()
-    _write_dossier(connection, dossier_id, projected, state)
+    state = connection.execute(statements["state"], key).scalar()
+    _write_dossier(connection, statements, dossier_id, projected, state)
     return projected[-1].seq - len(projected)
 
 
-def _write_dossier(connection: Connection, dossier_id: str, projected: list[Any], raw_state: str | None) -> None:
+def _write_dossier(connection: Connection, statements: dict[str, Any], dossier_id: str, projected: list[Any],
+                   raw_state: str | None) -> None:
     last = projected[-1]
     state = DossierState() if raw_state is None else DossierState.from_dict(json.loads(raw_state))
     named = {name: next((row[i + 3] for row in reversed(projected) if row[i + 3] is not None), None)
@@ -104,17 +122,11 @@ def _write_dossier(connection: Connection, dossier_id: str, projected: list[Any]
         "decision_date": state.decision_date, "opened_at": projected[0].at, "updated_at": last.at,
         "last_seq": last.seq, "last_hash": last.hash,
     }
-    statement = _insert(connection, dossiers).values(row)
-    statement = statement.on_conflict_do_update(
-        index_elements=["dossier_id"],
-        set_={name: statement.excluded[name] for name in row if name != "dossier_id"},
-        where=dossiers.c.last_seq <= statement.excluded.last_seq,
-    )
-    if connection.execute(statement).rowcount == 0:
+    if connection.execute(statements["dossier"], row).rowcount == 0:
         return  # the row is at a later event already
-    connection.execute(delete(deadlines).where(deadlines.c.dossier_id == dossier_id))
+    connection.execute(statements["clear_deadlines"], {"dossier_id": dossier_id})
     if state.deadlines:
-        connection.execute(deadlines.insert(), [
+        connection.execute(statements["deadline"], [
             {"dossier_id": dossier_id, "name": d.name, "due": d.due, "opens": d.opens,
              "opens_effective": d.opens or (dt.date.fromisoformat(d.due) - dt.timedelta(days=UPCOMING_DAYS)).isoformat(),
              "description": d.description}
