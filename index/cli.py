@@ -19,6 +19,10 @@ class IndexDisabled(KmopError):
     """The command needs the dossier index, and ``KMOP_INDEX_URL`` turns it off."""
 
 
+class IndexUnavailable(KmopError):
+    """The dossier index's database cannot be reached; the message says where and why."""
+
+
 def _configured() -> tuple[Any, Any, Any]:
     from kmop.cli_ops import configured
     from kmop.settings import load_settings
@@ -36,8 +40,16 @@ def index_engine(settings: Any, store: Any, tracker: Any) -> Any:
     from .database import connect, migrate, revision
     from .projection import rebuild
 
-    fresh = revision(connect(settings.index_url)) is None
-    engine = migrate(settings.index_url)
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        engine = connect(settings.index_url)
+        fresh = revision(engine) is None
+        migrate(settings.index_url)
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise IndexUnavailable(f"KMOP_INDEX_URL: the index at {where} cannot be reached ({exc.orig or exc}); "
+                               "set KMOP_INDEX_URL empty to read the ledgers instead") from None
     if fresh:
         rebuild(engine, tracker.ledger, store)
     return engine

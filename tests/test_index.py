@@ -380,3 +380,15 @@ def test_the_migrations_make_the_schema_the_code_declares(index_url: str) -> Non
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
+
+
+def test_kmop_deadlines_names_an_unreachable_index(store: LocalFolderStore, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from kmop.cli import main
+
+    for name, value in (("KMOP_BROKER", "stub"), ("KMOP_STORAGE", "local"), ("KMOP_LOCAL_STORAGE_DIR", str(store.root)),
+                        ("KMOP_INDEX_URL", f"postgresql://{PG_HOST}:1/nothing")):
+        monkeypatch.setenv(name, value)
+    assert main(["deadlines"]) == 2
+    error = capsys.readouterr().err
+    assert "KMOP_INDEX_URL" in error and "cannot be reached" in error and ":1/nothing" in error
