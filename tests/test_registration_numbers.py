@@ -6,8 +6,10 @@ own store client and allocator, as separate worker processes would have.
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,17 +135,23 @@ def test_the_next_free_number_is_found_in_logarithmically_many_requests(tmp_path
     assert counting.heads <= 2 * 11 + 3  # 2 log2(1000) probes, the dossier's own record, the claim
 
 
+@pytest.mark.slow
 def test_two_applicants_of_the_same_day_are_registered_under_different_numbers(tmp_path: Path) -> None:
-    from kmop.demo import example_applicant, run_demo
+    """Two dossiers through ``kmop demo`` into one store, as a user runs it (in a process of its own)."""
+    from kmop.demo import example_applicant
 
-    first = example_applicant()
-    second = {**example_applicant(), "dossier_id": "DEMO-OTHER-0002"}
-    today = dt.date(2026, 11, 27)
-
-    numbers = [run_demo(tmp_path / "out", applicant, today=today).state["registration_number"]
-               for applicant in (first, second)]
+    out = tmp_path / "out"
+    dossiers = [example_applicant()["dossier_id"], "DEMO-OTHER-0002"]
+    numbers = []
+    for dossier_id in dossiers:
+        applicant = tmp_path / f"{dossier_id}.json"
+        applicant.write_text(json.dumps({**example_applicant(), "dossier_id": dossier_id}), encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "kmop.cli", "demo", "--out", str(out), "--input", str(applicant),
+                                 "--today", "2026-11-27"], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        numbers.append(json.loads((out / "dossier.json").read_text())["state"]["registration_number"])
 
     assert numbers == ["DV.A000001", "DV.A000002"]
-    store = LocalFolderStore(tmp_path / "out" / "store")
+    store = LocalFolderStore(out / "store")
     holders = [RegistrationNumbers(store).holder(RegistrationNumber("advies", n)) for n in (1, 2)]
-    assert holders == [first["dossier_id"], "DEMO-OTHER-0002"]
+    assert holders == dossiers

@@ -100,6 +100,19 @@ def test_conditional_branch_with_follow_up_that_passes(tracker: Tracker) -> None
     assert state.in_scope == ("V3",) and state.deadlines == ()
 
 
+def test_a_later_certificate_keeps_the_dossiers_registration_number(tracker: Tracker) -> None:
+    steps = dossier_steps(example_applicant(), "conditional")
+    *before, last_certificate = steps
+    _run(tracker, before)
+    assert tracker.state(DOSSIER).registration_number == "DV.A000001"
+    assert isinstance(last_certificate, DocumentJob)
+    renumbered = dataclasses.replace(last_certificate, data={**last_certificate.data, "registration_number": "DV.A000002"})
+
+    _refused(tracker, renumbered, InvalidJob, "registered under DV.A000001")
+    _apply(tracker, last_certificate)
+    assert tracker.state(DOSSIER).registration_number == "DV.A000001"
+
+
 def test_negative_branch_with_additional_audit(tracker: Tracker) -> None:
     steps = dossier_steps(example_applicant(), "negative")
     decision = next(i for i, s in enumerate(steps) if _name(s) == "commission_decision")

@@ -238,8 +238,14 @@ def _certificate(state: DossierState, data: dict[str, Any], today: dt.date) -> D
     valid_from = _date(data, "valid_from")
     end = registration_end(valid_from)
     _expect_date(data, "valid_until", end)
+    # Absent while a producer's job is checked: the pipeline takes the dossier's number
+    # (workflow/registration_numbers.py) before the job is checked again and recorded.
+    number = data.get("registration_number")
+    if number is not None and state.registration_number not in (None, number):
+        raise InvalidJob("data.registration_number",
+                         f"the dossier is registered under {state.registration_number}; every certificate carries it")
     return state.with_changes(
-        registration_number=_get(data, "registration_number"),
+        registration_number=number or state.registration_number,
         valid_from=valid_from.isoformat(),
         valid_until=end.isoformat(),
         deadlines=_without(state.deadlines, AGENCY_CERTIFICATE),
