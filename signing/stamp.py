@@ -19,9 +19,11 @@ import os
 import threading
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import uharfbuzz as hb
 from fontTools import subset, ttLib
@@ -35,7 +37,9 @@ from pyhanko.stamp import TextStampStyle
 
 from kmop.errors import SigningError
 
-STAMP_TEXT = "Digitaal ondertekend door: %(signer)s\nRol: %(role)s\nTijdstip: %(ts)s"
+STAMP_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+_BRUSSELS = ZoneInfo("Europe/Brussels")
+STAMP_TEXT = "Digitaal ondertekend door: %(signer)s\nRol: %(role)s\nTijdstip: %(time)s"
 
 #: The stamp font: the environment's choice, else the one fonts-noto-core installs
 #: (scripts/setup.sh and the Dockerfile install it).
@@ -217,7 +221,7 @@ def stamp_style() -> TextStampStyle:
             _STAMP_STYLE = TextStampStyle(
                 stamp_text=STAMP_TEXT,
                 border_width=1,
-                timestamp_format="%Y-%m-%d %H:%M:%S %Z",
+                timestamp_format=STAMP_TIME_FORMAT,
                 text_box_style=TextBoxStyle(font=_StampFontFactory(), font_size=FONT_SIZE, leading=FONT_SIZE + 2,
                                             box_layout_rule=inner),
                 inner_content_layout=SimpleBoxLayoutRule(x_align=AxisAlignment.ALIGN_MIN,
@@ -226,10 +230,14 @@ def stamp_style() -> TextStampStyle:
         return _STAMP_STYLE
 
 
-def text_params(signer: str, role_name: str) -> dict[str, str]:
+def text_params(signer: str, role_name: str, now: datetime | None = None) -> dict[str, str]:
     """The stamp's signer and role, in characters the font has (pyHanko's own signer name would
-    be drawn as it is)."""
-    return {"signer": printable(signer), "role": printable(role_name)}
+    be drawn as it is), and the signing time on the Belgian clock the documents' own dates and
+    footers use. pyHanko fills its own ``ts`` from the machine's zone (a certificate issued on 8
+    December would read 7 December 23:30 UTC), so the stamp shows ``time``, taken here a few
+    milliseconds before pyHanko takes the signing time."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(_BRUSSELS)
+    return {"signer": printable(signer), "role": printable(role_name), "time": moment.strftime(STAMP_TIME_FORMAT)}
 
 
 def printable(value: str) -> str:
