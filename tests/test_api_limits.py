@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from api.bodies import accepts_upload
 from api.guard import every_route
 from api.settings import MAX_JOB_BYTES
-from tests.test_api_bodies import AGENCY, APPLICANT_KEY, SERVICE, concrete_path, in_process_app, token_for
+from tests.support.in_process_api import AGENCY, APPLICANT_KEY, SERVICE, concrete_path, in_process_app, token_for
 
 REPO = Path(__file__).resolve().parent.parent
 BODY_BYTES = 64 * 1024 * 1024

@@ -13,6 +13,8 @@ import pytest
 from signing.devpki import generate_dev_pki
 from tests.pdftools import nss_trust_store, pdfsig, pdftotext
 
+pytestmark = pytest.mark.slow  # runs kmop demo as a process
+
 KMOP = [sys.executable, "-m", "kmop.cli"]
 REPO = Path(__file__).resolve().parent.parent
 

@@ -35,6 +35,8 @@ from kmop.scenario import SCENARIOS, dossier_steps
 from templates.catalog import get_kind
 from templates.validation import validate_data
 
+pytestmark = pytest.mark.slow  # runs kmop demo for three whole dossiers
+
 REPO = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 27)  # the demo's clock: a day before these tests ever run
 BRUSSELS = ZoneInfo("Europe/Brussels")

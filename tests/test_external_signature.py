@@ -11,21 +11,7 @@ import pytest
 from signing.external import ExternalSignatureRefused, accept_external_signature
 from signing.identities import load_certificates
 from tests.pki_fixtures import sign_raw
-
-
-FIELD = "eID-handtekening"
-
-
-def with_prepared_field(pdf: bytes, field_name: str = FIELD) -> bytes:
-    """``pdf`` with an empty, visible signature field, as the service issues a document to sign."""
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
-
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    append_signature_field(writer, SigFieldSpec(field_name, on_page=0, box=(36, 110, 290, 156)))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+from tests.support.signature_fields import FIELD, with_prepared_field
 
 
 @pytest.fixture(scope="module")

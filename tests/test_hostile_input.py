@@ -22,7 +22,6 @@ its timeout fails the test. There are no wall-clock assertions.
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -36,16 +35,15 @@ from typing import Any
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from kmop.demo import example_applicant
 from kmop.errors import InvalidJob
-from kmop.jobs import DocumentJob, parse_job
+from kmop.jobs import parse_job
 from kmop.pipeline import envelope
-from kmop.scenario import dossier_steps
 from signing.policy import policy_for
 from signing.signer import DocumentSigner
 from signing.timestamping import timestamper_for
 from signing.verify import verify_pdf
 from templates.render import render_docx
+from tests.support.hostile_data import SWORN_MARKUP, message_of, set_at, tokens
 
 REPO = Path(__file__).resolve().parent.parent
 BIDI_CONTROLS = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -53,29 +51,6 @@ MB = 1_000_000
 
 
 # --- documents -------------------------------------------------------------------------------
-
-
-def _message(kind: str) -> dict[str, Any]:
-    for step in dossier_steps(example_applicant(), "positive"):
-        if isinstance(step, DocumentJob) and step.kind == kind:
-            return copy.deepcopy(step.to_message())
-    raise LookupError(kind)
-
-
-def _set(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    data[int(last) if isinstance(data, list) else last] = value
-
-
-def _tokens(prefix: str, length: int, word: str = "Zo\u00eb") -> str:
-    """Exactly ``length`` characters of numbered tokens: ``<prefix>-Zoë001 Zoë002 ...``."""
-    text, number = f"{prefix}-", 1
-    while len(text) < length:
-        text += f"{word}{number:03d} "
-        number += 1
-    return text[:length]
 
 
 def _flat(text: str) -> str:
@@ -128,23 +103,14 @@ def _shown(value: str, text: str) -> bool:
     return True
 
 
-SWORN_MARKUP = {
-    "provider.name": 'M1 </w:t></w:r><w:r><w:t>injected</w:t> & "dubbel" \'enkel\' <b>vet</b> ]]> &amp; {{ x }} {% raw %}',
-    "provider.legal_form": "M2 <!-- -->&#x41;",
-    "provider.contact.name": "M3 Zo\u00eb Van den Broeck \u0141\u00f3d\u017a \u6771\u4eac\u90fd",
-    "signatory.name": "M4 \u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645 Zo\u00eb",
-    "signatory.place": "M5 \u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd \u0141\u00f3d\u017a 2026",
-    "provider.registered_office.street": "M6 \u0394\u03b7\u03bc\u03bf\u03ba\u03c1\u03b1\u03c4\u03af\u03b1\u03c2 1 \u041c\u043e\u0441\u043a\u0432\u0430 \u0130stanbul stra\u00dfe",
-    "provider.registered_office.city": "M7 \uc11c\uc6b8 \u0e01\u0e23\u0e38\u0e07\u0e40\u0e17\u0e1e \u0939\u093f\u0928\u094d\u0926\u0940",
-}
 
 
 def test_markup_quotes_and_non_latin_text_show_as_given_in_the_signed_pdf(
     converter_pool, signer: DocumentSigner, identities, tmp_path: Path
 ) -> None:
-    message = _message("sworn_statement")
+    message = message_of("sworn_statement")
     for path, value in SWORN_MARKUP.items():
-        _set(message["data"], path, value)
+        set_at(message["data"], path, value)
     signed = _produce(message, converter_pool, signer)
     _check_document(signed, SWORN_MARKUP, identities, tmp_path)
     assert b"<w:t>injected</w:t>" not in signed.split(b"endstream")[0]  # shown as text, not injected markup
@@ -155,17 +121,17 @@ def test_values_at_their_maximum_length_show_whole_in_the_signed_pdf(
 ) -> None:
     """Every text field of the sworn statement at its schema's maxLength (2000 for the
     declared involvement), in numbered tokens of Latin, Polish and Japanese letters."""
-    message = _message("sworn_statement")
+    message = message_of("sworn_statement")
     limits = {"provider.name": 300, "provider.contact.name": 200, "signatory.name": 200,
               "signatory.place": 100, "provider.registered_office.street": 200,
               "provider.registered_office.city": 100, "provider.legal_form": 60,
               "declarations.involvement": 2000}
-    values = {path: _tokens(f"L{i}", limit, ("Zo\u00eb", "\u0141\u00f3d\u017a", "\u6771\u4eac")[i % 3])
+    values = {path: tokens(f"L{i}", limit, ("Zo\u00eb", "\u0141\u00f3d\u017a", "\u6771\u4eac")[i % 3])
               for i, (path, limit) in enumerate(limits.items())}
-    values["application.themes.0"] = _tokens("T", 120)
+    values["application.themes.0"] = tokens("T", 120)
     message["data"]["declarations"]["no_misuse_or_bankruptcy"] = False
     for path, value in values.items():
-        _set(message["data"], path, value)
+        set_at(message["data"], path, value)
     signed = _produce(message, converter_pool, signer)
     _check_document(signed, values, identities, tmp_path)
 
@@ -173,12 +139,12 @@ def test_values_at_their_maximum_length_show_whole_in_the_signed_pdf(
 def test_long_finding_with_markup_and_right_to_left_text_shows_in_an_audit_report(
     converter_pool, signer: DocumentSigner, identities, tmp_path: Path
 ) -> None:
-    message = _message("audit_report")
-    finding = (_tokens("F", 3_000) + ' </w:p><w:p> & "q" \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 '
-               + _tokens("G", 900, "\u6771"))[:4_000]
+    message = message_of("audit_report")
+    finding = (tokens("F", 3_000) + ' </w:p><w:p> & "q" \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 '
+               + tokens("G", 900, "\u6771"))[:4_000]
     values = {"findings.0.finding": finding, "persons_interviewed.0.name": "P1 \u0645\u0631\u062d\u0628\u0627 Zo\u00eb"}
     for path, value in values.items():
-        _set(message["data"], path, value)
+        set_at(message["data"], path, value)
     signed = _produce(message, converter_pool, signer)
     _check_document(signed, values, identities, tmp_path)
 
@@ -186,8 +152,8 @@ def test_long_finding_with_markup_and_right_to_left_text_shows_in_an_audit_repor
 @pytest.mark.parametrize("character", ["\x00", "\x07", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f",
                                        "\ufffe", "\uffff"])
 def test_control_character_is_refused_naming_the_field(character: str) -> None:
-    message = _message("sworn_statement")
-    _set(message["data"], "signatory.place", f"Gent{character}Brugge")
+    message = message_of("sworn_statement")
+    set_at(message["data"], "signatory.place", f"Gent{character}Brugge")
     with pytest.raises(InvalidJob) as refused:
         parse_job(message)
     assert refused.value.field == "data.signatory.place"
@@ -195,7 +161,7 @@ def test_control_character_is_refused_naming_the_field(character: str) -> None:
 
 
 def test_refused_character_deep_in_a_long_list_is_named_by_its_place() -> None:
-    message = _message("preparation_pack")
+    message = message_of("preparation_pack")
     message["data"]["known_dossiers"] = [
         {"reference": f"KMOP-2025-{100000 + i}", "client": f"Klant {i} BV", "service": "advies",
          "started_on": "2025-03-17"} for i in range(500)]
@@ -207,16 +173,16 @@ def test_refused_character_deep_in_a_long_list_is_named_by_its_place() -> None:
 
 
 def test_tab_and_line_feed_are_text_not_control_characters() -> None:
-    message = _message("sworn_statement")
-    _set(message["data"], "signatory.place", "Gent\tBrugge\nOostende")
+    message = message_of("sworn_statement")
+    set_at(message["data"], "signatory.place", "Gent\tBrugge\nOostende")
     assert parse_job(message).data["signatory"]["place"] == "Gent\tBrugge\nOostende"
 
 
 def test_lone_surrogate_is_refused_before_it_truncates_the_document() -> None:
     from docx import Document
 
-    message = _message("sworn_statement")
-    _set(message["data"], "provider.name", "ACME \ud800 BV")
+    message = message_of("sworn_statement")
+    set_at(message["data"], "provider.name", "ACME \ud800 BV")
     try:
         job = parse_job(message)
     except InvalidJob as refused:
@@ -228,8 +194,8 @@ def test_lone_surrogate_is_refused_before_it_truncates_the_document() -> None:
 
 
 def test_bidi_override_is_refused_naming_the_field() -> None:
-    message = _message("sworn_statement")
-    _set(message["data"], "signatory.name", "Jan \u202eevil\u202c Peeters")
+    message = message_of("sworn_statement")
+    set_at(message["data"], "signatory.name", "Jan \u202eevil\u202c Peeters")
     with pytest.raises(InvalidJob) as refused:
         parse_job(message)
     assert refused.value.field == "data.signatory.name"

@@ -87,7 +87,7 @@ def test_the_free_conclusion_field_is_gone_and_the_remark_is_printed_as_the_audi
     data = example("audit_report")
     data["auditor_remark"] = "Een opmerking van de auditor."
     validate_data(get_kind("audit_report"), data)
-    from tests.test_templates import text_of
+    from tests.support.documents import text_of
     text = text_of(render_docx(get_kind("audit_report"), data, _envelope("audit_report")))
     assert "Opmerking van de auditor\nEen opmerking van de auditor." in text
     assert "Voorgesteld eindresultaat: voorwaardelijk." in text

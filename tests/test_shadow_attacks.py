@@ -23,7 +23,7 @@ from signing.verify import render_text, verify_pdf
 from tests.pki_fixtures import sign_raw
 from tests.shadow_attacks import ATTACKS, WHITE_PAGE, add_annotation, base_document, unsigned_signature_field
 from tests.signing_request_fixtures import eid_sign, external_job
-from tests.test_external_signature import FIELD, with_prepared_field
+from tests.support.signature_fields import FIELD, with_prepared_field
 
 SWORN_FIELD = "Handtekening-applicant-sworn_statement"
 

@@ -254,16 +254,16 @@ HOSTILE_LIMITS = {"provider.name": 300, "provider.contact.name": 200, "signatory
 def test_a_hostile_sworn_statement_has_its_stamp_below_its_label(variant: str, converter_pool, identities) -> None:
     """Every value at its maximum length in Latin, Polish and Japanese (the label wraps over
     four lines, its Japanese set in a fallback font), or full of markup and right-to-left text."""
-    from tests.test_hostile_input import SWORN_MARKUP, _message, _set, _tokens
+    from tests.support.hostile_data import SWORN_MARKUP, message_of, set_at, tokens
 
-    message = _message("sworn_statement")
+    message = message_of("sworn_statement")
     if variant == "maximum length":
         message["data"]["declarations"]["no_misuse_or_bankruptcy"] = False
         for number, (path, limit) in enumerate(HOSTILE_LIMITS.items()):
-            _set(message["data"], path, _tokens(f"L{number}", limit, ("Zoë", "Łódź", "東京")[number % 3]))
+            set_at(message["data"], path, tokens(f"L{number}", limit, ("Zoë", "Łódź", "東京")[number % 3]))
     else:
         for path, value in SWORN_MARKUP.items():
-            _set(message["data"], path, value)
+            set_at(message["data"], path, value)
     job = parse_job(message)
     pdf = converter_pool.convert(render_docx(job.document_kind, job.data, envelope(job)))
     name = signature_field_name("sworn_statement", Role.APPLICANT)

@@ -29,6 +29,7 @@ from templates.render import _environment as render_environment
 from templates.render import render_docx
 from templates.validation import validate_data
 from tests.pdftools import page_images
+from tests.support.documents import text_of
 from workflow.norm import EXEMPT, NOT_PASSED, PASSED, load_norm, norm_versions, proposed_result
 
 KINDS = (
@@ -60,17 +61,6 @@ def render(kind_name: str, data: dict[str, Any]) -> bytes:
     kind = get_kind(kind_name)
     validate_data(kind, data)
     return render_docx(kind, {**data, **enrich(kind.name, data)}, envelope(kind_name))
-
-
-def text_of(docx: bytes) -> str:
-    document = Document(io.BytesIO(docx))
-    parts = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            parts.extend(cell.text for cell in row.cells)
-    for section in document.sections:
-        parts.extend(p.text for p in section.footer.paragraphs)
-    return "\n".join(parts)
 
 
 def invalid(kind_name: str, data: dict[str, Any]) -> InvalidJob:

@@ -34,7 +34,7 @@ from kmop.demo import example_applicant
 from kmop.scenario import dossier_steps
 from kmop.settings import SettingsError
 from storage.local import LocalFolderStore
-from tests.test_api_bodies import SERVICE, WEBHOOK_SECRET, call, in_process_app
+from tests.support.in_process_api import SERVICE, WEBHOOK_SECRET, call, in_process_app
 
 PUBLIC = "93.184.215.14"
 LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)
