@@ -12,14 +12,12 @@ import copy
 import hashlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +51,8 @@ from kmop.jobs import DocumentJob
 from kmop.scenario import Fact, dossier_steps
 from signing.devpki import PASSPHRASE_ENV
 from storage.s3 import S3Store
+from testing.processes import free_port
+from tests.support.api import stop, wait_for
 
 pytestmark = pytest.mark.slow  # starts the API and a worker
 
@@ -66,33 +66,6 @@ JOB_TIMEOUT = 120.0
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float, what: str, *alive: subprocess.Popen) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        for process in alive:
-            assert process.poll() is None, f"{process.args[2:4]} died while waiting for {what}"
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not reached within {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
 
 @dataclass
 class Stack:
@@ -130,7 +103,7 @@ def stack(s3_endpoint: str, redis_url: str, pki_dir: Path,
         [sys.executable, "-m", "dramatiq", "workers.app", "--processes", "1", "--threads", "2"],
         cwd=REPO, env=env, stdout=(logs / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "kmop.cli", "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=REPO, env=env, stdout=(logs / "api.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -144,11 +117,11 @@ def stack(s3_endpoint: str, redis_url: str, pki_dir: Path,
             return False
 
     try:
-        _wait_for(healthy, 30, "the API answering /health", server)
+        wait_for(healthy, 30, "the API answering /health", server)
         yield Stack(url, env, store, namespace, worker, server, pki_dir)
     finally:
-        _stop(server)
-        _stop(worker)
+        stop(server)
+        stop(worker)
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(f"{namespace}*"))
         if keys:
@@ -274,7 +247,7 @@ def _finished(service: httpx.Client, job_id: str, stack: Stack, timeout: float =
         status = service.get(f"/jobs/{job_id}").json()
         return status if status["status"] != "queued" else None
 
-    return _wait_for(done, timeout, f"job {job_id} to finish", stack.worker, stack.server)
+    return wait_for(done, timeout, f"job {job_id} to finish", stack.worker, stack.server)
 
 
 @dataclass(frozen=True)
@@ -331,7 +304,7 @@ def test_each_completed_job_is_reported_by_a_signed_webhook_retried_after_a_refu
     registered: Registered, refusing_receiver: WebhookReceiver, service: httpx.Client, stack: Stack
 ) -> None:
     receiver = refusing_receiver
-    events = _wait_for(lambda: len(receiver.completed_for(registered.dossier_id)) == 7
+    events = wait_for(lambda: len(receiver.completed_for(registered.dossier_id)) == 7
                        and receiver.completed_for(registered.dossier_id), 30, "7 webhooks", stack.worker)
     assert receiver.bad_signatures == 0
     assert {e["type"] for e in events} == {"job.completed"}
@@ -611,7 +584,7 @@ def test_a_job_that_fails_in_the_worker_is_reported_failed_and_by_webhook(
     assert [s["status"] for s in outcomes] == ["completed", "failed"]
     assert outcomes[1]["error"]["type"] == "StepOutOfOrder", outcomes[1]["error"]
     failed_id = outcomes[1]["job_id"]
-    reported = _wait_for(lambda: [e for e in receiver.completed_for("API-RACE-1") if e["type"] == "job.failed"],
+    reported = wait_for(lambda: [e for e in receiver.completed_for("API-RACE-1") if e["type"] == "job.failed"],
                          30, "the job.failed webhook", stack.worker)
     assert reported[0]["data"]["job_id"] == failed_id and reported[0]["data"]["error"]["type"] == "StepOutOfOrder"
 
@@ -632,7 +605,7 @@ def test_a_job_enqueued_by_redis_cli_without_python_is_processed(stack: Stack, s
     def stored() -> list[dict[str, Any]]:
         return service.get("/dossiers/API-REDISCLI-1/documents").json()["documents"]
 
-    [document] = _wait_for(stored, JOB_TIMEOUT, "the redis-cli job's document", stack.worker)
+    [document] = wait_for(stored, JOB_TIMEOUT, "the redis-cli job's document", stack.worker)
     assert document["name"] == "01-sworn_statement-v1"
     assert service.get("/dossiers/API-REDISCLI-1").json()["phase"] == "submitted"
 

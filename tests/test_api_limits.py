@@ -11,11 +11,8 @@ the API process's peak resident memory (VmHWM in /proc) must grow by far less th
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +24,8 @@ from fastapi.routing import APIRoute
 from api.bodies import accepts_upload
 from api.guard import every_route
 from api.settings import MAX_JOB_BYTES
+from testing.processes import free_port
+from tests.support.api import stop, wait_for
 from tests.support.in_process_api import AGENCY, APPLICANT_KEY, SERVICE, concrete_path, in_process_app, token_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,12 +33,6 @@ BODY_BYTES = 64 * 1024 * 1024
 CHUNK = 64 * 1024
 MAX_UPLOAD = 1024 * 1024
 GROWTH_ALLOWED = 16 * 1024 * 1024  # a quarter of one body
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _memory_kib(pid: int, field: str) -> int:
@@ -58,7 +51,7 @@ def api_process(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "KMOP_API_SERVICE_TOKEN": SERVICE, "KMOP_API_AGENCY_TOKEN": AGENCY, "KMOP_API_APPLICANT_KEY": APPLICANT_KEY,
         "KMOP_API_TRUST_ROOTS": str(pki_dir / "root.pem"), "KMOP_API_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
     })
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "kmop.cli", "api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=REPO, env=env, stdout=(folder / "api.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -72,19 +65,10 @@ def api_process(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             return False
 
     try:
-        deadline = time.monotonic() + 60
-        while not healthy():
-            assert server.poll() is None, (folder / "api.log").read_text()
-            assert time.monotonic() < deadline, "the API did not answer /health within 60 s"
-            time.sleep(0.2)
+        wait_for(healthy, 60, "the API answering /health", server)
         yield url, server
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server)
 
 
 def _body(total: int, opening: bytes = b'{"x": "') -> Iterator[bytes]:
